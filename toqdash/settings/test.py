@@ -1,0 +1,11 @@
+"""Test settings: base settings made faster. Services are real (PostgreSQL, MariaDB, Redis)."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/toqdash")
+os.environ.setdefault("TOQ_DATABASE_URL", "mysql://toq_reader:toq_reader_pw@127.0.0.1:3306/toq_test")
+
+from .base import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
