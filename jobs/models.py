@@ -79,9 +79,10 @@ class MirrorRow(models.Model):
 
     toq_id = models.PositiveBigIntegerField(_("TOQ id"))
     generation = models.PositiveIntegerField(default=1)
-    # md5 of the source row as computed inside the source database (jobs.toq_source): the sync
-    # compares these, chunk by chunk, to find what changed without reading unchanged rows.
-    row_hash = models.CharField(max_length=32)
+    # 48-bit prefix of the md5 of the source row, computed inside the source database
+    # (jobs.sync): the sync sums these per id chunk on both sides to find what changed without
+    # reading unchanged rows. 48 bits keep a chunk's sum exact in a 64-bit integer.
+    row_hash = models.BigIntegerField()
     first_seen_at = models.DateTimeField()
     last_changed_at = models.DateTimeField()
     disappeared_at = models.DateTimeField(null=True, blank=True)

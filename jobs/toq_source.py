@@ -35,6 +35,10 @@ def _guard(execute: Callable[..., Any], sql: str, params: Any, many: bool, conte
 def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     if connection.alias != TOQ_ALIAS:
         return
+    if connection.vendor == "mysql":
+        # Even a mis-granted user cannot write through this session (MySQL and MariaDB syntax).
+        with connection.connection.cursor() as raw:
+            raw.execute("SET SESSION TRANSACTION READ ONLY")
     connection.execute_wrappers.append(_guard)
     if connection.vendor == "sqlite":
         _register_sqlite_functions(connection.connection)
@@ -83,7 +87,14 @@ def toq_connection() -> BaseDatabaseWrapper:
 
 def table_columns(table: str) -> set[str]:
     """Columns the source table has right now (schema variants: e.g. no `created_at` before 2026-01-16)."""
+    from django.db import DatabaseError
+
     conn = toq_connection()
-    with conn.cursor() as cur:
-        desc = conn.introspection.get_table_description(cur, table)
+    try:
+        with conn.cursor() as cur:
+            desc = conn.introspection.get_table_description(cur, table)
+    except DatabaseError as exc:
+        from .sync import describe_source_error
+
+        raise ToqUnavailable(describe_source_error(exc)) from exc
     return {col.name for col in desc}

@@ -89,11 +89,11 @@ if TOQ_DATABASE_URL:
     _toq = env.db_url_config(TOQ_DATABASE_URL)
     if _toq["ENGINE"] == "django.db.backends.mysql":
         _toq.setdefault("OPTIONS", {})
-        # UTC session so TIMESTAMP columns come back in UTC; read-only transactions so even a
-        # mis-granted user cannot write; short connect timeout for a clear "MySQL down" error.
+        # UTC session so TIMESTAMP columns come back in UTC (the session is also made read-only,
+        # see jobs.toq_source); short connect timeout for a clear "MySQL down" error.
         _toq["OPTIONS"].update(
             {
-                "init_command": "SET time_zone='+00:00', SESSION TRANSACTION READ ONLY",
+                "init_command": "SET time_zone='+00:00'",
                 "connect_timeout": env.int("TOQ_DATABASE_CONNECT_TIMEOUT", default=5),
                 "charset": "utf8mb4",
             }
@@ -143,6 +143,14 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+# Both only take effect once SECURE_HSTS_SECONDS > 0, and scope to the dashboard's own host.
+# `preload` is inert until the registrable domain's owner submits it to hstspreload.org (which
+# needs the header on the apex, never the dashboard's host), so on by default: `check --deploy`
+# stays clean with production's env. Set to 0 if the dashboard's host has plain-HTTP subdomains.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+# Probes (Docker HEALTHCHECK, load balancers) call /healthz over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -188,3 +196,31 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
 }
+
+# --- AWS evidence (awslogs) ---------------------------------------------------------------------
+# botocore retry mode ("standard" or "adaptive") and attempts, for throttling/5xx/connection errors.
+AWS_RETRY_MODE = env.str("AWS_RETRY_MODE", default="standard")
+AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=5)
+AWS_CONNECT_TIMEOUT = env.float("AWS_CONNECT_TIMEOUT", default=5.0)
+AWS_READ_TIMEOUT = env.float("AWS_READ_TIMEOUT", default=30.0)
+# Page size asked of list/filter APIs (AWS maxima: SFN 1000, Logs 10000, S3 1000).
+AWS_PAGE_SIZE = env.int("AWS_PAGE_SIZE", default=1000)
+# The TOQ server's own log group in CloudWatch (empty: not shipped to CloudWatch, skip it).
+TOQ_SERVER_LOG_GROUP = env.str("TOQ_SERVER_LOG_GROUP", default="")
+TOQ_MAIN_QUEUE = env.str("TOQ_MAIN_QUEUE", default=f"listing-media-processing-{TOQ_ENV}")
+TOQ_DLQ = env.str("TOQ_DLQ", default=f"listing-media-processing-dlq-{TOQ_ENV}")
+# How far back to look for a job's executions when it has neither created_at nor started_at and no
+# neighbouring job bounds the window (older schema; no callback yet).
+AWSLOGS_SEARCH_BACK_DAYS = env.int("AWSLOGS_SEARCH_BACK_DAYS", default=7)
+# Margin around an execution's window when reading log groups (Lambda lines precede/follow it).
+AWSLOGS_LOG_MARGIN_SECONDS = env.int("AWSLOGS_LOG_MARGIN_SECONDS", default=120)
+# Jobs the periodic dispatcher fans out per run (each is one Celery task).
+AWSLOGS_DISPATCH_LIMIT = env.int("AWSLOGS_DISPATCH_LIMIT", default=200)
+AWSLOGS_DISPATCH_INTERVAL_SECONDS = env.int("AWSLOGS_DISPATCH_INTERVAL_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE["every-5m-awslogs-dispatch"] = {
+    # Evidence is not urgent (a person reads it after the fact); every 5 min keeps API calls low.
+    "task": "awslogs.evidence_dispatch",
+    "schedule": float(AWSLOGS_DISPATCH_INTERVAL_SECONDS),
+    "options": {"expires": AWSLOGS_DISPATCH_INTERVAL_SECONDS * 1.5},
+}
+# --- end AWS evidence (awslogs) -------------------------------------------------------------------
