@@ -42,11 +42,15 @@ def sync_health(*, now: datetime | None = None) -> SyncHealth:
     lag = (now - last_ok.started_at).total_seconds() if last_ok else None
     # Stale when the last success is older than three sync intervals (or there never was one).
     stale = lag is None or lag > 3 * settings.TOQ_SYNC_INTERVAL_SECONDS
+    # A failure older than the last success is history, not the current error.
+    current_error = ""
+    if last_failed and (not last_ok or last_failed.started_at > last_ok.started_at):
+        current_error = last_failed.error
     return SyncHealth(
         last_success_at=last_ok.finished_at if last_ok else None,
         last_run_at=last.started_at if last else None,
         last_outcome=last.outcome if last else None,
-        last_error=last_failed.error if last_failed and (not last_ok or last_failed.started_at > last_ok.started_at) else "",
+        last_error=current_error,
         last_error_at=last_failed.started_at if last_failed else None,
         rows_changed=last_ok.rows_changed if last_ok else None,
         lag_seconds=lag,

@@ -49,7 +49,7 @@ from .models import (
     ObservationKind,
     SyncRun,
 )
-from .toq_source import ToqUnavailable, table_columns, toq_connection
+from .toq_source import ToqUnavailable, own_toq_connection, table_columns, toq_connection
 
 logger = logging.getLogger(__name__)
 
@@ -712,7 +712,7 @@ def toq_sync(*, chunk_size: int | None = None, progress: ProgressFn | None = Non
     sync_pass = SyncPass(chunk_size=chunk_size, progress=progress)
     unexpected: BaseException | None = None
     try:
-        with sync_lock():
+        with sync_lock(), own_toq_connection():
             sync_pass.run()
     except SyncAlreadyRunning:
         run.outcome = SyncRun.Outcome.SKIPPED

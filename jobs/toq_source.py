@@ -7,10 +7,12 @@ SQLite lacks are registered on the connection, see `_register_sqlite_functions`)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import connections
@@ -27,7 +29,7 @@ class ToqUnavailable(RuntimeError):
 
 
 def _guard(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-    if not _READ_ONLY_SQL.match(sql or ""):
+    if (sql or "").strip() and not _READ_ONLY_SQL.match(sql):
         raise ToqWriteRefused(f"refused a non-read statement on TOQ's database: {sql[:60]!r}")
     return execute(sql, params, many, context)
 
@@ -39,7 +41,8 @@ def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwarg
         # Even a mis-granted user cannot write through this session (MySQL and MariaDB syntax).
         with connection.connection.cursor() as raw:
             raw.execute("SET SESSION TRANSACTION READ ONLY")
-    connection.execute_wrappers.append(_guard)
+    if _guard not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_guard)
     if connection.vendor == "sqlite":
         _register_sqlite_functions(connection.connection)
 
@@ -79,10 +82,29 @@ def _register_sqlite_functions(raw: Any) -> None:
     raw.create_function("CONV", 3, _conv, deterministic=True)
 
 
+_pass_connection: ContextVar[BaseDatabaseWrapper | None] = ContextVar("toq_pass_connection", default=None)
+
+
 def toq_connection() -> BaseDatabaseWrapper:
+    """The connection to TOQ's database: the current pass's own one, else the shared alias."""
     if TOQ_ALIAS not in connections.settings:
         raise ToqUnavailable("TOQ_DATABASE_URL is not set: toqdash has no TOQ database to read")
-    return connections[TOQ_ALIAS]
+    return _pass_connection.get() or connections[TOQ_ALIAS]
+
+
+@contextlib.contextmanager
+def own_toq_connection() -> Iterator[BaseDatabaseWrapper]:
+    """A fresh connection for one sync pass, in autocommit (no long transaction holding metadata
+    locks on TOQ's tables), closed at the end of the pass whatever happens."""
+    if TOQ_ALIAS not in connections.settings:
+        raise ToqUnavailable("TOQ_DATABASE_URL is not set: toqdash has no TOQ database to read")
+    conn = connections.create_connection(TOQ_ALIAS)
+    token = _pass_connection.set(conn)
+    try:
+        yield conn
+    finally:
+        _pass_connection.reset(token)
+        conn.close()
 
 
 def table_columns(table: str) -> set[str]:

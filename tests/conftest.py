@@ -128,28 +128,26 @@ def _split_sql(text: str) -> list[str]:
     return out
 
 
-def _close_toq_connection() -> None:
-    if "toq" in connections.settings:
-        connections["toq"].close()
+# Tests that read TOQ through toqdash declare `@pytest.mark.django_db(databases=TOQ_DATABASES)`:
+# the `toq` alias is a test mirror of itself (settings.test), so Django creates no test database
+# for it and the fixtures below reset TOQ's tables instead.
+TOQ_DATABASES = ["default", "toq"]
+
+
+def _toq_fixture(with_created_at: bool) -> Iterator[ToqMySQL]:
+    db = ToqMySQL()
+    db.reset(with_created_at=with_created_at)
+    yield db
+    db.close()
 
 
 @pytest.fixture
 def toq_mysql() -> Iterator[ToqMySQL]:
     """TOQ's MariaDB test database, emptied and loaded with the current DDL (with `created_at`)."""
-    db = ToqMySQL()
-    db.reset(with_created_at=True)
-    _close_toq_connection()
-    yield db
-    _close_toq_connection()
-    db.close()
+    yield from _toq_fixture(True)
 
 
 @pytest.fixture
 def toq_mysql_old_schema() -> Iterator[ToqMySQL]:
     """TOQ's MariaDB test database with the pre-2026-01-16 schema (no `media_processing_jobs.created_at`)."""
-    db = ToqMySQL()
-    db.reset(with_created_at=False)
-    _close_toq_connection()
-    yield db
-    _close_toq_connection()
-    db.close()
+    yield from _toq_fixture(False)

@@ -96,6 +96,9 @@ if TOQ_DATABASE_URL:
                 "init_command": "SET time_zone='+00:00'",
                 "connect_timeout": env.int("TOQ_DATABASE_CONNECT_TIMEOUT", default=5),
                 "charset": "utf8mb4",
+                # Each read sees the latest committed rows (the sync is convergent; a long
+                # REPEATABLE READ snapshot would only hide changes).
+                "isolation_level": "read committed",
             }
         )
     _toq["TEST"] = {"MIRROR": None, "MIGRATE": False}
@@ -198,7 +201,8 @@ LOGGING = {
 }
 
 # --- AWS evidence (awslogs) ---------------------------------------------------------------------
-# botocore retry mode ("standard" or "adaptive") and attempts, for throttling/5xx/connection errors.
+# botocore retry mode ("standard" or "adaptive") and total attempts per call (first try included),
+# for throttling, 5xx and connection errors.
 AWS_RETRY_MODE = env.str("AWS_RETRY_MODE", default="standard")
 AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=5)
 AWS_CONNECT_TIMEOUT = env.float("AWS_CONNECT_TIMEOUT", default=5.0)

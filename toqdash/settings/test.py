@@ -9,3 +9,8 @@ from .base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+if "toq" in DATABASES:  # noqa: F405
+    # TOQ's database is never written by toqdash: no test database is created for it (a mirror of
+    # itself); tests reset TOQ's tables through a root connection (tests/conftest.py).
+    DATABASES["toq"]["TEST"] = {"MIRROR": "toq"}  # noqa: F405
