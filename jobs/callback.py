@@ -79,8 +79,11 @@ def decode_callback(body: str | None) -> DecodedCallback:
         return out
     try:
         obj = json.loads(body)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         out.parse_error = f"not valid JSON ({exc.msg} at char {exc.pos}, {len(body)} chars)"[:255]
+    except ValueError as exc:  # e.g. lone surrogates
+        out.parse_error = f"not valid JSON ({exc}, {len(body)} chars)"[:255]
+    if out.parse_error:
         return out
     if not isinstance(obj, dict):
         out.parse_error = f"JSON {type(obj).__name__}, expected an object"
@@ -137,9 +140,7 @@ def split_last_error(last_error: str | None) -> list[str]:
     return [frag for frag in last_error.split(LAST_ERROR_SEPARATOR) if frag != ""]
 
 
-def job_kind(
-    *, provider: str, external_id: str | None, payload: Any, callback: DecodedCallback
-) -> str:
+def job_kind(*, provider: str, external_id: str | None, payload: Any, callback: DecodedCallback) -> str:
     """processing / finalization / unknown.
 
     Finalization jobs were written with provider STEP_FUNCTIONS before 2026-01-13: recognise them

@@ -249,6 +249,9 @@ class JobObservation(models.Model):
     class Meta:
         ordering = ["observed_at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.observed_at:%Y-%m-%d %H:%M:%S}"
+
 
 class AssetObservation(models.Model):
     asset = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="observations")
@@ -258,6 +261,9 @@ class AssetObservation(models.Model):
 
     class Meta:
         ordering = ["observed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.observed_at:%Y-%m-%d %H:%M:%S}"
 
 
 class SyncRun(models.Model):

@@ -38,6 +38,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Max, Model, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from psycopg.types.json import Jsonb  # PostgreSQL COPY path (psycopg is a runtime dependency)
 
 from . import callback as cb
 from .models import (
@@ -68,7 +69,16 @@ JOB_TRACKED = (
     "created_at",
 )
 ASSET_TRACKED = ("status", "asset_type", "sequence", "s3_key_raw", "s3_key_processed", "title", "metadata")
-LISTING_TRACKED = ("listing_uuid", "owner_user_id", "owner_name", "code", "active_version_id", "listing_status", "title", "deleted")
+LISTING_TRACKED = (
+    "listing_uuid",
+    "owner_user_id",
+    "owner_name",
+    "code",
+    "active_version_id",
+    "listing_status",
+    "title",
+    "deleted",
+)
 
 ProgressFn = Callable[[str, str, int, int], None]
 
@@ -130,7 +140,17 @@ def _job_source() -> Source:
 
 def _asset_source() -> Source:
     present = table_columns("media_assets")
-    wanted = ["id", "listing_identity_id", "asset_type", "sequence", "status", "s3_key_raw", "s3_key_processed", "title", "metadata"]
+    wanted = [
+        "id",
+        "listing_identity_id",
+        "asset_type",
+        "sequence",
+        "status",
+        "s3_key_raw",
+        "s3_key_processed",
+        "title",
+        "metadata",
+    ]
     cols = [(c, f"a.{c}") for c in wanted if c in present]
     return Source("assets", "a.id", "media_assets a", cols)
 
@@ -379,21 +399,63 @@ def _model_fields(model: type[Model]) -> list[str]:
     return [f.attname for f in model._meta.concrete_fields if not f.primary_key]
 
 
-def _bulk_insert(model: type[Model], objs: list[Any]) -> None:
-    """Insert many new rows. PostgreSQL: COPY (the sync's bulk path); elsewhere bulk_create."""
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs, batch_size=500)
-        return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    cols = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cur:
-        raw = cur.cursor  # psycopg 3 cursor
-        with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-            for obj in objs:
-                copy.write_row([f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields])
+class _Writer:
+    """Bulk writes of mirror rows. PostgreSQL: COPY (inserts) and COPY into a temporary table +
+    one UPDATE … FROM (updates) — the sync's hot path; elsewhere (the SQLite demo) the ORM's
+    bulk_create / bulk_update."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        self.fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        self.json_attnames = {f.attname for f in self.fields if f.get_internal_type() == "JSONField"}
+        self.table = connection.ops.quote_name(model._meta.db_table)
+        self.cols = [connection.ops.quote_name(f.column) for f in self.fields]
+
+    def _row(self, values: dict[str, Any]) -> list[Any]:
+        return [
+            Jsonb(values[f.attname])
+            if f.attname in self.json_attnames and values[f.attname] is not None
+            else values[f.attname]
+            for f in self.fields
+        ]
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if connection.vendor != "postgresql":
+            self.model._default_manager.bulk_create([self.model(**r) for r in rows], batch_size=500)
+            return
+        with (
+            connection.cursor() as cur,
+            cur.cursor.copy(f"COPY {self.table} ({', '.join(self.cols)}) FROM STDIN") as copy,
+        ):
+            for r in rows:
+                copy.write_row(self._row(r))
+
+    def update(self, objs: list[Any], attnames: list[str]) -> None:
+        if not objs:
+            return
+        if connection.vendor != "postgresql":
+            self.model._default_manager.bulk_update(objs, attnames, batch_size=500)
+            return
+        fields = [f for f in self.fields if f.attname in attnames]
+        cols = [connection.ops.quote_name(f.column) for f in fields]
+        pk = connection.ops.quote_name(self.model._meta.pk.column)  # type: ignore[union-attr]
+        with connection.cursor() as cur:
+            cur.execute(
+                f"CREATE TEMPORARY TABLE toqdash_sync_upd ON COMMIT DROP AS"
+                f" SELECT {pk}, {', '.join(cols)} FROM {self.table} WITH NO DATA"
+            )
+            with cur.cursor.copy(f"COPY toqdash_sync_upd ({pk}, {', '.join(cols)}) FROM STDIN") as copy:
+                for obj in objs:
+                    values = [obj.pk]
+                    for f in fields:
+                        v = getattr(obj, f.attname)
+                        values.append(Jsonb(v) if f.attname in self.json_attnames and v is not None else v)
+                    copy.write_row(values)
+            assignments = ", ".join(f"{c} = s.{c}" for c in cols)
+            cur.execute(f"UPDATE {self.table} t SET {assignments} FROM toqdash_sync_upd s WHERE t.{pk} = s.{pk}")
+            cur.execute("DROP TABLE toqdash_sync_upd")
 
 
 class _Applier:
@@ -404,6 +466,14 @@ class _Applier:
         self.stats = stats
         self.now = now
         self.fields = _model_fields(entity.model)
+        self.writer = _Writer(entity.model)
+        self.fresh = {
+            "generation": 1,
+            "first_seen_at": now,
+            "last_changed_at": now,
+            "disappeared_at": None,
+            "superseded_at": None,
+        }
 
     def _current(self, ids: Sequence[int]) -> dict[int, Any]:
         if not ids:
@@ -417,12 +487,14 @@ class _Applier:
             **{self.e.observation_fk: obj}, observed_at=self.now, kind=kind, changes=changes
         )
 
-    def apply(self, rows: list[dict[str, Any]], gone_ids: Sequence[int] = ()) -> None:
+    def apply(self, rows: list[dict[str, Any]], gone_ids: Sequence[int] = (), *, all_new: bool = False) -> None:
+        """`all_new`: the caller knows no mirror row exists for these ids (ids above the highest
+        mirrored one), so the lookup of current rows is skipped."""
         if not rows and not gone_ids:
             return
         name = self.e.source.name
         normalized = [self.e.normalize(r) for r in rows]
-        current = self._current([n["toq_id"] for n in normalized] + list(gone_ids))
+        current = {} if all_new else self._current([n["toq_id"] for n in normalized] + list(gone_ids))
         to_insert: list[Any] = []
         to_update: list[Any] = []
         superseded: list[Any] = []
@@ -432,7 +504,7 @@ class _Applier:
         for new in normalized:
             old = current.get(new["toq_id"])
             if old is None:
-                to_insert.append(self.e.model(**new, first_seen_at=self.now, last_changed_at=self.now))
+                to_insert.append({**new, **self.fresh})
                 self.stats.bump(name, "inserted")
                 continue
             if old.row_hash == new["row_hash"] and old.disappeared_at is None:
@@ -444,17 +516,11 @@ class _Applier:
                     observations.append(
                         self._observe(old, ObservationKind.SUPERSEDED, {"replaced_by_generation": old.generation + 1})
                     )
-                to_insert.append(
-                    self.e.model(
-                        **new, generation=old.generation + 1, first_seen_at=self.now, last_changed_at=self.now
-                    )
-                )
+                to_insert.append({**new, **self.fresh, "generation": old.generation + 1})
                 self.stats.bump(name, "new_generation")
                 continue
             changes = {
-                f: [_jsonable(getattr(old, f)), _jsonable(new[f])]
-                for f in self.e.tracked
-                if getattr(old, f) != new[f]
+                f: [_jsonable(getattr(old, f)), _jsonable(new[f])] for f in self.e.tracked if getattr(old, f) != new[f]
             }
             kind = ObservationKind.CHANGED
             if old.disappeared_at is not None:
@@ -479,12 +545,12 @@ class _Applier:
             self.stats.bump(name, "disappeared")
 
         if superseded:
-            self.e.model.objects.bulk_update(superseded, ["superseded_at"], batch_size=500)
+            self.writer.update(superseded, ["superseded_at"])
         if to_update:
-            self.e.model.objects.bulk_update(
-                to_update, [f for f in self.fields if f not in ("toq_id", "generation", "first_seen_at")], batch_size=500
+            self.writer.update(
+                to_update, [f for f in self.fields if f not in ("toq_id", "generation", "first_seen_at")]
             )
-        _bulk_insert(self.e.model, to_insert)
+        self.writer.insert(to_insert)
         if observations:
             assert self.e.observation_model is not None
             self.e.observation_model.objects.bulk_create(observations, batch_size=500)
@@ -505,9 +571,7 @@ def _entities() -> list[Entity]:
             AssetObservation,
             "asset",
         ),
-        Entity(
-            _job_source(), Job, normalize_job, _job_identity_changed, JOB_TRACKED, JobObservation, "job", hot=True
-        ),
+        Entity(_job_source(), Job, normalize_job, _job_identity_changed, JOB_TRACKED, JobObservation, "job", hot=True),
     ]
 
 
@@ -534,9 +598,11 @@ class SyncPass:
             self._cold(entity)
         return self.stats
 
-    def _apply(self, entity: Entity, rows: list[dict[str, Any]], gone: Sequence[int] = ()) -> None:
+    def _apply(
+        self, entity: Entity, rows: list[dict[str, Any]], gone: Sequence[int] = (), *, all_new: bool = False
+    ) -> None:
         with transaction.atomic():
-            _Applier(entity, self.stats, timezone.now()).apply(rows, gone)
+            _Applier(entity, self.stats, timezone.now()).apply(rows, gone, all_new=all_new)
 
     def _tail(self, entity: Entity) -> None:
         """New rows: ids above the highest mirrored id, in id order (the whole first sync)."""
@@ -546,10 +612,12 @@ class SyncPass:
         total = int(total_row[0][0])
         done = 0
         while True:
-            rows = _fetch(f"{src.select_sql} WHERE {src.id_expr} > %s ORDER BY {src.id_expr} LIMIT %s", [last, self.chunk])
+            rows = _fetch(
+                f"{src.select_sql} WHERE {src.id_expr} > %s ORDER BY {src.id_expr} LIMIT %s", [last, self.chunk]
+            )
             if not rows:
                 break
-            self._apply(entity, rows)
+            self._apply(entity, rows, all_new=True)
             last = int(rows[-1]["id"])
             done += len(rows)
             self.progress(src.name, "new rows", done, total)
@@ -569,11 +637,12 @@ class SyncPass:
         src = entity.source
         placeholders = ", ".join(["%s"] * len(ids))
         source_hashes = dict(
-            _fetch_tuples(f"SELECT {src.id_expr}, {src.hash_sql} FROM {src.from_sql} WHERE {src.id_expr} IN ({placeholders})", list(ids))
+            _fetch_tuples(
+                f"SELECT {src.id_expr}, {src.hash_sql} FROM {src.from_sql} WHERE {src.id_expr} IN ({placeholders})",
+                list(ids),
+            )
         )
-        mirror_hashes = dict(
-            _mirror_live(entity.model).filter(toq_id__in=list(ids)).values_list("toq_id", "row_hash")
-        )
+        mirror_hashes = dict(_mirror_live(entity.model).filter(toq_id__in=list(ids)).values_list("toq_id", "row_hash"))
         self._reconcile(entity, {int(k): int(v) for k, v in source_hashes.items()}, mirror_hashes, ids)
 
     def _reconcile(
@@ -623,7 +692,9 @@ class SyncPass:
                     [lo, hi],
                 )
             }
-            mirror_hashes = dict(_mirror_live(entity.model).filter(toq_id__range=(lo, hi)).values_list("toq_id", "row_hash"))
+            mirror_hashes = dict(
+                _mirror_live(entity.model).filter(toq_id__range=(lo, hi)).values_list("toq_id", "row_hash")
+            )
             self._reconcile(entity, source_hashes, mirror_hashes, None)
             self.progress(src.name, "changed chunks", n, len(differing))
 

@@ -21,7 +21,12 @@ from django.db.backends.signals import connection_created
 
 from .routers import TOQ_ALIAS, ToqWriteRefused
 
-_READ_ONLY_SQL = re.compile(r"^\s*(SELECT|SHOW|DESCRIBE|DESC|EXPLAIN|WITH|SET\s+(SESSION\s+)?(time_zone|TRANSACTION|NAMES|sql_mode|autocommit))\b", re.I)
+_READ_ONLY_SQL = re.compile(
+    r"^\s*(SELECT|SHOW|DESCRIBE|DESC|EXPLAIN|WITH|BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE"
+    r"|SET\s+(SESSION\s+)?(time_zone|TRANSACTION|NAMES|sql_mode|autocommit)"
+    r"|PRAGMA\s+(table_info|table_xinfo|index_list|index_info|foreign_key_list)\b)",
+    re.I,
+)
 
 
 class ToqUnavailable(RuntimeError):

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOQ_TEST_DB = "toq_test"

@@ -50,7 +50,9 @@ def _seed(db: Any, *, with_created_at: bool = True, jobs: int = 12) -> None:
     add_listing(db, 11, user_id=2, status=7, title="Apartamento <b>centro</b>")
     for i in range(1, 7):
         add_asset(db, 100 + i, 10 if i < 4 else 11)
-    add_asset(db, 120, 11, asset_type="VIDEO_VERTICAL", sequence=1, s3_key_raw="11/raw/video/vertical/vertical-01-clip.mp4")
+    add_asset(
+        db, 120, 11, asset_type="VIDEO_VERTICAL", sequence=1, s3_key_raw="11/raw/video/vertical/vertical-01-clip.mp4"
+    )
     for j in range(1, jobs + 1):
         add_job(db, job_row(j, 10 if j % 2 else 11), with_created_at=with_created_at)
 
@@ -120,7 +122,7 @@ def test_changes_are_mirrored_and_observed(toq_mysql):
     toq_mysql.execute(
         "UPDATE media_processing_jobs SET status='FAILED', external_id=%s, started_at='2026-01-20 12:10:00',"
         " completed_at='2026-01-20 12:11:00', callback_body=%s,"
-        " last_error='code=ERRORSTRING | {\"errorMessage\":\"DERIVATIVE_ERRORS_DETECTED\",\"errorType\":\"errorString\"} | errorString'"
+        ' last_error=\'code=ERRORSTRING | {"errorMessage":"DERIVATIVE_ERRORS_DETECTED","errorType":"errorString"} | errorString\''
         " WHERE id=3",
         [json.loads(body)["executionArn"], body],
     )
@@ -150,7 +152,9 @@ def test_changes_are_mirrored_and_observed(toq_mysql):
 def test_deleted_rows_are_kept_and_marked_then_reappear(toq_mysql):
     _seed(toq_mysql)
     assert toq_sync(chunk_size=4).ok
-    toq_mysql.execute("UPDATE media_processing_jobs SET status='SUCCEEDED', completed_at='2026-01-20 13:00:00' WHERE id <= 8")
+    toq_mysql.execute(
+        "UPDATE media_processing_jobs SET status='SUCCEEDED', completed_at='2026-01-20 13:00:00' WHERE id <= 8"
+    )
     assert toq_sync(chunk_size=4).ok
     # the retention cleaner deletes old terminal jobs (FM-37)
     saved = toq_mysql.query("SELECT * FROM media_processing_jobs WHERE id IN (1, 2, 5)")
@@ -186,7 +190,14 @@ def test_reused_ids_become_a_new_generation(toq_mysql):
     add_user(toq_mysql, 1, "Outra Pessoa")
     add_listing(toq_mysql, 10, user_id=1, title="Recriada")
     toq_mysql.execute("UPDATE listing_identities SET listing_uuid='11111111-2222-3333-4444-555555555555' WHERE id=10")
-    add_asset(toq_mysql, 101, 10, asset_type="PHOTO_VERTICAL", sequence=1, s3_key_raw="10/raw/photo/vertical/vertical-01-new.jpg")
+    add_asset(
+        toq_mysql,
+        101,
+        10,
+        asset_type="PHOTO_VERTICAL",
+        sequence=1,
+        s3_key_raw="10/raw/photo/vertical/vertical-01-new.jpg",
+    )
     add_job(toq_mysql, job_row(1, 10, created_at=job_row(1, 10)["created_at"].replace(year=2027)))
     add_job(toq_mysql, job_row(2, 10))  # same listing and created_at, but FAILED → PENDING is impossible in TOQ
     result = toq_sync(chunk_size=4)
@@ -262,12 +273,16 @@ def test_64kb_callback_body(toq_mysql):
     add_user(toq_mysql, 1)
     add_listing(toq_mysql, 10)
     outputs = [
-        {"rawKey": f"10/raw/photo/horizontal/h-{i:04d}.jpg", "processedKey": "", "errorCode": "THUMBNAIL_PROCESSING_FAILED",
-         "errorMessage": "failed to decode image: image: unknown format"}
+        {
+            "rawKey": f"10/raw/photo/horizontal/h-{i:04d}.jpg",
+            "processedKey": "",
+            "errorCode": "THUMBNAIL_PROCESSING_FAILED",
+            "errorMessage": "failed to decode image: image: unknown format",
+        }
         for i in range(400)
     ]
     body = json.dumps({"status": "PARTIAL_SUCCESS", "jobId": 1, "outputs": outputs})
-    body = body[: 65535]  # TEXT column limit: a truncated body
+    body = body[:65535]  # TEXT column limit: a truncated body
     add_job(toq_mysql, job_row(1, 10, status="PARTIAL_SUCCESS", callback_body=body))
     full = json.dumps({"status": "PARTIAL_SUCCESS", "jobId": 2, "outputs": outputs[:300]})
     assert len(full) < 65535

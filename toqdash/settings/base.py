@@ -101,6 +101,11 @@ if TOQ_DATABASE_URL:
                 "isolation_level": "read committed",
             }
         )
+    elif _toq["ENGINE"] == "django.db.backends.sqlite3":
+        # The embedded demo source: opened read-only at the SQLite level too.
+        TOQ_SQLITE_PATH = _toq["NAME"]
+        _toq["NAME"] = f"file:{TOQ_SQLITE_PATH}?mode=ro"
+        _toq.setdefault("OPTIONS", {})["uri"] = True
     _toq["TEST"] = {"MIRROR": None, "MIGRATE": False}
     DATABASES["toq"] = _toq
 
