@@ -97,7 +97,16 @@ def _endpoint_signature(service: str) -> tuple[str, ...]:
     # Every AWS_ENDPOINT_URL* variable is part of the key: the per-service names (SFN,
     # CLOUDWATCH_LOGS, MEDIACONVERT, ...) are boto3's service ids, not the client names.
     endpoints = tuple(sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")))
-    return (service, os.environ.get("AWS_ACCESS_KEY_ID", ""), str(settings.AWS_DEFAULT_REGION), *endpoints)
+    retries = "/".join(
+        str(v)
+        for v in (
+            settings.AWS_RETRY_MODE,
+            settings.AWS_MAX_ATTEMPTS,
+            settings.AWS_CONNECT_TIMEOUT,
+            settings.AWS_READ_TIMEOUT,
+        )
+    )
+    return (service, os.environ.get("AWS_ACCESS_KEY_ID", ""), str(settings.AWS_DEFAULT_REGION), retries, *endpoints)
 
 
 def _client(service: str) -> Any:
@@ -107,7 +116,7 @@ def _client(service: str) -> Any:
     key = _endpoint_signature(service)
     if key not in cache:
         config = botocore.config.Config(
-            retries={"mode": settings.AWS_RETRY_MODE, "max_attempts": settings.AWS_MAX_ATTEMPTS},
+            retries={"mode": settings.AWS_RETRY_MODE, "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
             connect_timeout=settings.AWS_CONNECT_TIMEOUT,
             read_timeout=settings.AWS_READ_TIMEOUT,
             user_agent_extra="toqdash-awslogs",
@@ -115,6 +124,11 @@ def _client(service: str) -> Any:
         session = boto3.session.Session(region_name=settings.AWS_DEFAULT_REGION)
         cache[key] = session.client(service, config=config)
     return cache[key]
+
+
+def credentials_available() -> bool:
+    """Whether the standard AWS credential chain yields anything (env, profile, role...)."""
+    return boto3.session.Session().get_credentials() is not None
 
 
 def _jsonable(value: Any) -> Any:

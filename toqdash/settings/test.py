@@ -14,3 +14,6 @@ if "toq" in DATABASES:  # noqa: F405
     # TOQ's database is never written by toqdash: no test database is created for it (a mirror of
     # itself); tests reset TOQ's tables through a root connection (tests/conftest.py).
     DATABASES["toq"]["TEST"] = {"MIRROR": "toq"}  # noqa: F405
+
+# whitenoise expects STATIC_ROOT to exist (collectstatic is not run for tests).
+os.makedirs(STATIC_ROOT, exist_ok=True)  # noqa: F405

@@ -1,0 +1,60 @@
+"""Read-only admin for inspection: evidence is written by collection and import only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from awslogs.models import (
+    DerivativeCheck,
+    DlqMessage,
+    EvidenceStatus,
+    Execution,
+    LambdaConfigSnapshot,
+    LogEvent,
+    LogGroupStatus,
+    MediaConvertJob,
+    QueueSnapshot,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdmin):
+    list_display = ["name", "kind", "job_toq_id", "status", "start_date", "error", "is_orphan", "is_duplicate"]
+    list_filter = ["kind", "status", "is_orphan", "is_duplicate", "found_via"]
+    search_fields = ["arn", "=job_toq_id"]
+
+
+@admin.register(LogEvent)
+class LogEventAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "log_group", "kind", "level", "msg", "job_toq_id", "request_id"]
+    list_filter = ["log_group", "kind", "level"]
+    search_fields = ["=job_toq_id", "=request_id", "execution_arn", "msg"]
+
+
+@admin.register(EvidenceStatus)
+class EvidenceStatusAdmin(ReadOnlyAdmin):
+    list_display = ["job", "complete", "collected_at"]
+    list_filter = ["complete"]
+
+
+@admin.register(LambdaConfigSnapshot)
+class LambdaConfigSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["function_name", "runtime", "last_modified", "code_sha256", "memory_size", "timeout"]
+    list_filter = ["function_name"]
+
+
+admin.site.register([DerivativeCheck, DlqMessage, LogGroupStatus, MediaConvertJob, QueueSnapshot], ReadOnlyAdmin)

@@ -1,0 +1,96 @@
+"""Pure parsers: AWS responses / CLI exports → typed records. No ORM, no I/O, never raise on content.
+
+Inputs are shaped as the AWS CLI prints them (see awslogs.client): ISO timestamps or epoch
+milliseconds, `input`/`output`/`cause` as JSON strings. Split by sub-domain (house style §1);
+everything is re-exported here, so callers write `parsers.parse_history(...)`.
+"""
+
+from awslogs.parsers.executions import (
+    FAILURE_STATES,
+    Attempt,
+    BranchResult,
+    ExecutionRecord,
+    HistoryEventRecord,
+    StateVisitRecord,
+    Timeline,
+    describe_from_history,
+    execution_kind,
+    parse_describe_execution,
+    parse_execution_input,
+    parse_history,
+    parse_history_events,
+)
+from awslogs.parsers.logs import (
+    LogEventRecord,
+    LogLine,
+    attribute_invocations,
+    parse_log_events,
+    parse_log_message,
+    server_line_event_id,
+)
+from awslogs.parsers.resources import (
+    PHOTO_SIZES,
+    ExpectedDerivative,
+    LambdaConfigRecord,
+    MediaConvertRecord,
+    expected_derivatives,
+    parse_lambda_configuration,
+    parse_mediaconvert_job,
+    parse_sqs_body,
+    redact_environment,
+    zip_key,
+)
+from awslogs.parsers.text import (
+    MAX_DETAIL_CHARS,
+    MAX_FIELD_CHARS,
+    MAX_LINE_BYTES,
+    MAX_PARSE_BYTES,
+    bound_fields,
+    int_or_none,
+    loads_or_none,
+    parse_timestamp,
+    safe_text,
+    to_epoch_ms,
+)
+
+__all__ = [
+    "FAILURE_STATES",
+    "MAX_DETAIL_CHARS",
+    "MAX_FIELD_CHARS",
+    "MAX_LINE_BYTES",
+    "MAX_PARSE_BYTES",
+    "PHOTO_SIZES",
+    "Attempt",
+    "BranchResult",
+    "ExecutionRecord",
+    "ExpectedDerivative",
+    "HistoryEventRecord",
+    "LambdaConfigRecord",
+    "LogEventRecord",
+    "LogLine",
+    "MediaConvertRecord",
+    "StateVisitRecord",
+    "Timeline",
+    "attribute_invocations",
+    "bound_fields",
+    "describe_from_history",
+    "execution_kind",
+    "expected_derivatives",
+    "int_or_none",
+    "loads_or_none",
+    "parse_describe_execution",
+    "parse_execution_input",
+    "parse_history",
+    "parse_history_events",
+    "parse_lambda_configuration",
+    "parse_log_events",
+    "parse_log_message",
+    "parse_mediaconvert_job",
+    "parse_sqs_body",
+    "parse_timestamp",
+    "redact_environment",
+    "safe_text",
+    "server_line_event_id",
+    "to_epoch_ms",
+    "zip_key",
+]
