@@ -142,3 +142,35 @@ def test_celery_worker_with_beat_runs_the_sync(toq_mysql, tmp_path):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+def test_progress_on_a_tty_and_one_summary_line(toq_mysql):
+    """On a terminal the command draws progress on stderr; stdout always ends with one summary line."""
+    import pty
+
+    _bulk_source(toq_mysql, jobs=3000, assets=100)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "sync_toq", "--chunk-size", "500"],
+        cwd=ROOT,
+        env=_child_env(),
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    out, _ = proc.communicate(timeout=120)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    progress = b"".join(chunks).decode()
+    assert proc.returncode == 0
+    assert "jobs: new rows 3000/3000 100%" in progress
+    lines = out.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sync ok: 3150 inserted")  # 3000 jobs, 100 assets, 50 listings
