@@ -8,7 +8,9 @@ mirrored row is keyed by (TOQ id, generation). The current generation of an id i
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -297,3 +299,19 @@ class SyncRun(models.Model):
     @property
     def rows_changed(self) -> int:
         return self.rows_inserted + self.rows_updated + self.rows_disappeared + self.rows_new_generation
+
+
+class JobNote(models.Model):
+    """A person's note on one job generation (support findings, hand-offs). Written by the UI only."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="notes")
+    # PROTECT: a note keeps its author; deactivate users instead of deleting them.
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    text = models.TextField(_("note"), max_length=4000)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"note on {self.job} by {self.author_id}"

@@ -1,11 +1,196 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Job list and job page (mirror data). Every view checks its role here, not in templates."""
 
-from . import selectors
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any, TypeVar
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseStopPolling
+from django_htmx.middleware import HtmxDetails
+
+from . import selectors, services
+from .filters import JobFilter
+from .forms import JobListParamsForm, JobNoteForm, cursor_encode
+from .models import Job
+from .roles import ENGINEER, SUPPORT, user_has_role
 
 
-@login_required
-def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = selectors.job_list()[:50]
-    return render(request, "jobs/job_list.html", {"jobs": jobs, "sync_health": selectors.sync_health()})
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+V = TypeVar("V", bound=Callable[..., HttpResponseBase])
+
+
+def role_required(role: str) -> Callable[[V], V]:
+    """Anonymous → the login page; signed in without `role` → 403."""
+
+    def decorator(view: V) -> V:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not user_has_role(request.user, role):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def _job_filters(request: HttpRequest) -> tuple[JobFilter, JobFilter]:
+    """The filters as asked, and the same without `status` (the status counts ignore it)."""
+    base = selectors.job_list_for_dashboard()
+    filters = JobFilter(request.GET, queryset=base)
+    without_status = request.GET.copy()
+    without_status.pop("status", None)
+    return filters, JobFilter(without_status, queryset=base)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@role_required(SUPPORT)
+def job_list(request: HtmxHttpRequest) -> HttpResponse:
+    filters, for_counts = _job_filters(request)
+    params = JobListParamsForm(request.GET)
+    sort, cursor = params.params()
+    if not filters.is_valid():
+        # Never widen the result silently: an invalid filter shows its error and no rows.
+        ctx: dict[str, Any] = {"filter": filters, "params_form": params, "page": None}
+        return render(request, "jobs/job_list.html", ctx, status=400)
+    page = selectors.job_page(filters.qs, sort=sort, cursor=cursor)
+    ctx = {
+        "filter": filters,
+        "params_form": params,
+        "page": page,
+        "query": _query_without(request, "after"),
+        "count_query": _query_without(request, "after", "status"),
+        "has_cursor": cursor is not None,
+        "next_after": cursor_encode(page.next_cursor),
+        "status_counts": selectors.job_status_counts(for_counts.qs),
+    }
+    # A history restore (Back after hx-push-url, cache miss) needs the whole page.
+    if request.htmx and not request.htmx.history_restore_request:
+        response = render(request, "jobs/job_list.html#job-table", ctx)
+        if request.htmx.trigger == "job-table" and not page.any_in_flight:
+            # The poll that sees the last in-flight row settle: swap it in, then stop polling.
+            return HttpResponseStopPolling(response.content)
+        return response
+    ctx["sync_health"] = selectors.sync_health()
+    return render(request, "jobs/job_list.html", ctx)
+
+
+def _query_without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_COLUMNS = [
+    "toq_id",
+    "generation",
+    "status",
+    "kind",
+    "listing_identity_id",
+    "listing_code",
+    "provider",
+    "external_id",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "callback_status",
+    "callback_error_code",
+    "last_error",
+    "disappeared_at",
+    "superseded_at",
+]
+
+
+def csv_safe(value: object) -> str:
+    """A cell a spreadsheet will not evaluate (CSV/formula injection: = + - @ tab CR)."""
+    text = "" if value is None else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_rows(jobs: Iterator[Job]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for job in jobs:
+        yield writer.writerow([csv_safe(getattr(job, c)) for c in CSV_COLUMNS])
+
+
+@require_GET
+@role_required(SUPPORT)
+def job_list_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    filters, _ = _job_filters(request)
+    if not filters.is_valid():
+        return HttpResponse(status=400)
+    sort, _cursor = JobListParamsForm(request.GET).params()
+    jobs = selectors.job_sort(filters.qs, sort=sort).iterator(chunk_size=2000)
+    response = StreamingHttpResponse(_csv_rows(jobs), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="toqdash-jobs.csv"'
+    return response
+
+
+def _job_or_404(toq_id: int, generation: int | None) -> Job:
+    job = selectors.job_get(toq_id=toq_id, generation=generation)
+    if job is None:
+        raise Http404
+    return job
+
+
+@require_GET
+@role_required(SUPPORT)
+def job_detail(request: HtmxHttpRequest, toq_id: int, generation: int | None = None) -> HttpResponse:
+    job = _job_or_404(toq_id, generation)
+    ctx = {
+        "detail": selectors.job_detail(job=job),
+        "note_form": JobNoteForm(),
+        # TODO(ui): TOQ-vs-AWS disagreements come with the evidence (awslogs) and diagnosis work.
+        "disagreements": [],
+    }
+    return render(request, "jobs/job_detail.html", ctx)
+
+
+@require_POST
+@role_required(SUPPORT)
+def job_note_add(request: HtmxHttpRequest, toq_id: int, generation: int) -> HttpResponse:
+    job = _job_or_404(toq_id, generation)
+    form = JobNoteForm(request.POST)
+    if form.is_valid():
+        services.job_note_create(job=job, author=request.user, text=form.cleaned_data["text"])  # type: ignore[arg-type]
+        form = JobNoteForm()
+    elif not request.htmx:
+        # Without JavaScript the page shows the form again with its errors.
+        ctx = {"detail": selectors.job_detail(job=job), "note_form": form, "disagreements": []}
+        return render(request, "jobs/job_detail.html", ctx, status=400)
+    if not request.htmx:
+        return redirect(reverse("jobs:job_detail_generation", args=[job.toq_id, job.generation]) + "#job-notes")
+    # 200 with the form's errors for htmx too: htmx does not swap 4xx responses by default.
+    ctx = {"detail": {"job": job, "notes": selectors.job_notes(job=job)}, "note_form": form}
+    return render(request, "jobs/job_detail.html#job-notes", ctx)
+
+
+@require_GET
+@role_required(ENGINEER)
+def sync_runs(request: HttpRequest) -> HttpResponse:
+    """Sync pass history. Engineer+: errors name TOQ's database host and user."""
+    ctx = {"runs": selectors.sync_runs_recent(), "sync_health": selectors.sync_health()}
+    return render(request, "jobs/sync_runs.html", ctx)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+import plotly
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -52,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "toqdash.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "toqdash.urls"
@@ -134,7 +136,12 @@ DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="America/Sao_Paulo")
 
 # --- Static files -------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js comes from the plotly wheel (requirements.txt) instead of 3 MB committed to the repo;
+# served as static/vendor/plotly/plotly.min.js, loaded only by pages that draw charts.
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/plotly", str(Path(plotly.__file__).resolve().parent / "package_data")),
+]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -174,6 +181,13 @@ AWS_DEFAULT_REGION = env.str("AWS_DEFAULT_REGION", default="us-east-1")
 TOQ_SYNC_INTERVAL_SECONDS = env.int("TOQ_SYNC_INTERVAL_SECONDS", default=60)
 # Rows per id-range chunk compared by checksum (and fetched per query).
 TOQ_SYNC_CHUNK_SIZE = env.int("TOQ_SYNC_CHUNK_SIZE", default=5000)
+# A job not terminal this many minutes after it was created (or first seen) counts as stuck in the
+# UI (job list filter and badge). TOQ's reconciler only acts on RUNNING jobs, so PENDING ones can
+# wait forever (reference §5 "Stuck jobs").
+TOQ_STUCK_AFTER_MINUTES = env.int("TOQ_STUCK_AFTER_MINUTES", default=60)
+# Diagnosis: a processing job still PENDING this many minutes after it began is reported as FM-29
+# (stuck). Processing runs take about a minute; the default leaves room for long videos.
+DIAGNOSIS_STUCK_AFTER_MINUTES = env.int("DIAGNOSIS_STUCK_AFTER_MINUTES", default=60)
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")

@@ -1,0 +1,77 @@
+"""Forms: query parameters of the job list that are not filters (sort, page), and notes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
+
+from . import selectors
+from .models import JobNote
+
+SORT_LABELS = {
+    "-toq_id": _("Newest id first"),
+    "toq_id": _("Oldest id first"),
+    "-created_at": _("Created, newest first"),
+    "created_at": _("Created, oldest first"),
+}
+assert set(SORT_LABELS) == set(selectors.JOB_SORTS)
+
+
+def cursor_encode(cursor: selectors.JobCursor | None) -> str:
+    if cursor is None:
+        return ""
+    value = cursor.value
+    text = value.isoformat() if isinstance(value, datetime) else ("" if value is None else str(value))
+    return f"{text}~{cursor.toq_id}"
+
+
+class JobListParamsForm(forms.Form):
+    """`sort` (whitelisted) and `after` (the keyset cursor). Invalid values fall back to defaults."""
+
+    sort = forms.ChoiceField(label=_("Sort"), choices=list(SORT_LABELS.items()), required=False)
+    after = forms.CharField(required=False, max_length=80, widget=forms.HiddenInput)
+
+    def clean_sort(self) -> str:
+        return self.cleaned_data.get("sort") or selectors.DEFAULT_JOB_SORT
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        data["cursor"] = self._cursor(data.get("after") or "", data.get("sort") or selectors.DEFAULT_JOB_SORT)
+        return data
+
+    @staticmethod
+    def _cursor(text: str, sort: str) -> selectors.JobCursor | None:
+        value_text, sep, id_text = text.rpartition("~")
+        if not sep or not id_text.isdigit():
+            return None
+        column = selectors.JOB_SORTS[sort][0]
+        value: datetime | int | None
+        if column == "toq_id":
+            value = int(id_text)
+        elif value_text == "":
+            value = None
+        else:
+            try:
+                value = parse_datetime(value_text)
+            except ValueError:
+                return None
+            if value is None:
+                return None
+        return selectors.JobCursor(value=value, toq_id=int(id_text))
+
+    def params(self) -> tuple[str, selectors.JobCursor | None]:
+        if self.is_valid():
+            return self.cleaned_data["sort"], self.cleaned_data["cursor"]
+        return selectors.DEFAULT_JOB_SORT, None
+
+
+class JobNoteForm(forms.ModelForm):
+    class Meta:
+        model = JobNote
+        fields = ["text"]
+        labels = {"text": _("Add a note")}
+        widgets = {"text": forms.Textarea(attrs={"rows": 3, "maxlength": 4000})}
