@@ -205,7 +205,7 @@ class Job(MirrorRow):
     # --- callback decoded (jobs.callback.decode_callback) ---
     callback_parse_error = models.CharField(max_length=255, blank=True)
     callback_status = models.CharField(max_length=50, blank=True)
-    callback_error_code = models.CharField(max_length=255, blank=True)
+    callback_error_code = models.CharField(max_length=255, blank=True, db_index=True)  # job list filter
     callback_error_message = models.TextField(blank=True)
     callback_error_type = models.CharField(max_length=255, blank=True)
     callback_failure_reason = models.CharField(max_length=255, blank=True)
