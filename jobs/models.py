@@ -138,7 +138,7 @@ class MediaAsset(MirrorRow):
     asset_type = models.CharField(max_length=50)
     sequence = models.IntegerField()
     status = models.CharField(max_length=50)
-    s3_key_raw = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    s3_key_raw = models.CharField(max_length=255, null=True, blank=True)
     s3_key_processed = models.CharField(max_length=255, null=True, blank=True)
     title = models.CharField(max_length=255, null=True, blank=True)
     metadata = models.JSONField(null=True, blank=True)
@@ -156,6 +156,7 @@ class MediaAsset(MirrorRow):
                 name="asset_one_current_generation",
             ),
         ]
+        indexes = [models.Index(fields=["s3_key_raw"], name="asset_s3_key_raw_idx")]  # callbacks find assets by it
 
     def __str__(self) -> str:
         return f"asset {self.toq_id} ({self.asset_type} #{self.sequence})"
@@ -182,9 +183,9 @@ class Job(MirrorRow):
 
     # --- TOQ columns, as they are ---
     listing_identity_id = models.PositiveBigIntegerField(db_index=True)
-    status = models.CharField(max_length=50, db_index=True)
+    status = models.CharField(max_length=50)
     provider = models.CharField(max_length=50)
-    external_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    external_id = models.CharField(max_length=255, null=True, blank=True)
     payload = models.JSONField(null=True, blank=True)
     payload_raw = models.TextField(blank=True)
     retry_count = models.IntegerField(null=True, blank=True)
@@ -196,8 +197,8 @@ class Job(MirrorRow):
     created_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     # --- derived ---
-    kind = models.CharField(max_length=16, choices=JobKind.choices, default=JobKind.UNKNOWN, db_index=True)
-    is_terminal = models.BooleanField(default=False, db_index=True)
+    kind = models.CharField(max_length=16, choices=JobKind.choices, default=JobKind.UNKNOWN)
+    is_terminal = models.BooleanField(default=False)
     status_known = models.BooleanField(default=True)
     provider_known = models.BooleanField(default=True)
     last_error_fragments = models.JSONField(default=list, blank=True)
@@ -205,7 +206,7 @@ class Job(MirrorRow):
     # --- callback decoded (jobs.callback.decode_callback) ---
     callback_parse_error = models.CharField(max_length=255, blank=True)
     callback_status = models.CharField(max_length=50, blank=True)
-    callback_error_code = models.CharField(max_length=255, blank=True, db_index=True)  # job list filter
+    callback_error_code = models.CharField(max_length=255, blank=True)
     callback_error_message = models.TextField(blank=True)
     callback_error_type = models.CharField(max_length=255, blank=True)
     callback_failure_reason = models.CharField(max_length=255, blank=True)
@@ -224,7 +225,16 @@ class Job(MirrorRow):
                 name="job_one_current_generation",
             ),
         ]
-        indexes = [models.Index(fields=["status", "kind"], name="job_status_kind_idx")]
+        # Indexes are chosen, not implied by db_index=True: on PostgreSQL that adds a second
+        # (varchar_pattern_ops) index per text column, and every index slows the sync's bulk
+        # writes (bench/sync.py). Equality/range lookups only, so plain btrees.
+        indexes = [
+            models.Index(fields=["status", "kind"], name="job_status_kind_idx"),
+            models.Index(fields=["external_id"], name="job_external_id_idx"),  # ARN lookup
+            models.Index(fields=["callback_error_code"], name="job_callback_error_code_idx"),  # list filter
+            # In-flight jobs: re-read every sync pass and polled by the job list.
+            models.Index(fields=["toq_id"], condition=models.Q(is_terminal=False), name="job_in_flight_idx"),
+        ]
 
     def __str__(self) -> str:
         suffix = f" (generation {self.generation})" if self.generation > 1 else ""
