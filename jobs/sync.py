@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -326,7 +327,7 @@ def normalize_listing(row: dict[str, Any]) -> dict[str, Any]:
 # --- identity: an update, or a reused id (new generation)? ---------------------------------------
 
 
-def _job_identity_changed(old: Job, new: dict[str, Any]) -> bool:
+def _job_identity_changed(old: Any, new: dict[str, Any]) -> bool:
     if old.listing_identity_id != new["listing_identity_id"]:
         return True
     if old.created_at and new["created_at"] and old.created_at != new["created_at"]:
@@ -342,7 +343,7 @@ def _job_identity_changed(old: Job, new: dict[str, Any]) -> bool:
     return bool(old.completed_at and new["completed_at"] is None)
 
 
-def _asset_identity_changed(old: MediaAsset, new: dict[str, Any]) -> bool:
+def _asset_identity_changed(old: Any, new: dict[str, Any]) -> bool:
     if (old.listing_identity_id, old.asset_type, old.sequence) != (
         new["listing_identity_id"],
         new["asset_type"],
@@ -353,7 +354,7 @@ def _asset_identity_changed(old: MediaAsset, new: dict[str, Any]) -> bool:
     return bool(old.s3_key_raw and new["s3_key_raw"] and old.s3_key_raw != new["s3_key_raw"])
 
 
-def _listing_identity_changed(old: Listing, new: dict[str, Any]) -> bool:
+def _listing_identity_changed(old: Any, new: dict[str, Any]) -> bool:
     return bool(old.listing_uuid and new["listing_uuid"] and old.listing_uuid != new["listing_uuid"])
 
 
@@ -369,6 +370,8 @@ class Entity:
     tracked: tuple[str, ...]
     observation_model: type[JobObservation] | type[AssetObservation] | None
     observation_fk: str
+    # Columns the identity rule reads (besides the tracked ones).
+    identity_fields: tuple[str, ...] = ()
     hot: bool = False  # re-read non-terminal rows every pass
 
 
@@ -435,10 +438,12 @@ class _Writer:
             for r in rows:
                 copy.write_row(self._row(r))
 
-    def update(self, objs: list[Any], attnames: list[str]) -> None:
-        if not objs:
+    def update(self, rows: list[dict[str, Any]], attnames: list[str]) -> None:
+        """Update `attnames` of existing rows, given as dicts with their primary key under "id"."""
+        if not rows:
             return
         if connection.vendor != "postgresql":
+            objs = [self.model(id=r["id"], **{a: r[a] for a in attnames}) for r in rows]
             self.model._default_manager.bulk_update(objs, attnames, batch_size=500)
             return
         fields = [f for f in self.fields if f.attname in attnames]
@@ -450,10 +455,10 @@ class _Writer:
                 f" SELECT {pk}, {', '.join(cols)} FROM {self.table} WITH NO DATA"
             )
             with cur.cursor.copy(f"COPY toqdash_sync_upd ({pk}, {', '.join(cols)}) FROM STDIN") as copy:
-                for obj in objs:
-                    values = [obj.pk]
+                for r in rows:
+                    values = [r["id"]]
                     for f in fields:
-                        v = getattr(obj, f.attname)
+                        v = r[f.attname]
                         values.append(Jsonb(v) if f.attname in self.json_attnames and v is not None else v)
                     copy.write_row(values)
             assignments = ", ".join(f"{c} = s.{c}" for c in cols)
@@ -478,16 +483,19 @@ class _Applier:
             "superseded_at": None,
         }
 
-    def _current(self, ids: Sequence[int]) -> dict[int, Any]:
+    def _current(self, ids: Sequence[int]) -> dict[int, SimpleNamespace]:
+        """The current rows of these ids: only the columns the comparison needs (plain values,
+        not model instances: no decoding of the large derived JSON columns)."""
         if not ids:
             return {}
-        rows = self.e.model.objects.filter(toq_id__in=list(ids), superseded_at__isnull=True)
-        return {r.toq_id: r for r in rows}
+        needed = {"id", "toq_id", "generation", "row_hash", "disappeared_at", *self.e.tracked, *self.e.identity_fields}
+        rows = self.e.model.objects.filter(toq_id__in=list(ids), superseded_at__isnull=True).values(*needed)
+        return {r["toq_id"]: SimpleNamespace(**r) for r in rows}
 
-    def _observe(self, obj: Any, kind: str, changes: dict[str, Any]) -> Any:
+    def _observe(self, old: SimpleNamespace, kind: str, changes: dict[str, Any]) -> Any:
         assert self.e.observation_model is not None
         return self.e.observation_model(
-            **{self.e.observation_fk: obj}, observed_at=self.now, kind=kind, changes=changes
+            **{f"{self.e.observation_fk}_id": old.id}, observed_at=self.now, kind=kind, changes=changes
         )
 
     def apply(self, rows: list[dict[str, Any]], gone_ids: Sequence[int] = (), *, all_new: bool = False) -> None:
@@ -498,9 +506,10 @@ class _Applier:
         name = self.e.source.name
         normalized = [self.e.normalize(r) for r in rows]
         current = {} if all_new else self._current([n["toq_id"] for n in normalized] + list(gone_ids))
-        to_insert: list[Any] = []
-        to_update: list[Any] = []
-        superseded: list[Any] = []
+        to_insert: list[dict[str, Any]] = []
+        to_update: list[dict[str, Any]] = []
+        superseded: list[dict[str, Any]] = []
+        gone: list[dict[str, Any]] = []
         observations: list[Any] = []
         track = self.e.observation_model is not None
 
@@ -512,8 +521,7 @@ class _Applier:
             if old.row_hash == new["row_hash"] and old.disappeared_at is None:
                 continue  # unchanged
             if self.e.identity_changed(old, new):
-                old.superseded_at = self.now
-                superseded.append(old)
+                superseded.append({"id": old.id, "superseded_at": self.now})
                 if track:
                     observations.append(
                         self._observe(old, ObservationKind.SUPERSEDED, {"replaced_by_generation": old.generation + 1})
@@ -524,14 +532,8 @@ class _Applier:
             changes = {
                 f: [_jsonable(getattr(old, f)), _jsonable(new[f])] for f in self.e.tracked if getattr(old, f) != new[f]
             }
-            kind = ObservationKind.CHANGED
-            if old.disappeared_at is not None:
-                kind = ObservationKind.REAPPEARED
-                old.disappeared_at = None
-            for k, v in new.items():
-                setattr(old, k, v)
-            old.last_changed_at = self.now
-            to_update.append(old)
+            kind = ObservationKind.REAPPEARED if old.disappeared_at is not None else ObservationKind.CHANGED
+            to_update.append({**new, "id": old.id, "last_changed_at": self.now, "disappeared_at": None})
             if track:
                 observations.append(self._observe(old, kind, changes))
             self.stats.bump(name, "updated")
@@ -540,18 +542,14 @@ class _Applier:
             old = current.get(gid)
             if old is None or old.disappeared_at is not None:
                 continue
-            old.disappeared_at = self.now
-            to_update.append(old)
+            gone.append({"id": old.id, "disappeared_at": self.now})
             if track:
                 observations.append(self._observe(old, ObservationKind.DISAPPEARED, {}))
             self.stats.bump(name, "disappeared")
 
-        if superseded:
-            self.writer.update(superseded, ["superseded_at"])
-        if to_update:
-            self.writer.update(
-                to_update, [f for f in self.fields if f not in ("toq_id", "generation", "first_seen_at")]
-            )
+        self.writer.update(superseded, ["superseded_at"])
+        self.writer.update(gone, ["disappeared_at"])
+        self.writer.update(to_update, [*to_update[0].keys() - {"id", "toq_id"}] if to_update else [])
         self.writer.insert(to_insert)
         new_generations = sum(1 for r in to_insert if r["generation"] > 1)
         if len(to_insert) - new_generations:
@@ -566,7 +564,16 @@ class _Applier:
 
 def _entities() -> list[Entity]:
     return [
-        Entity(_listing_source(), Listing, normalize_listing, _listing_identity_changed, LISTING_TRACKED, None, ""),
+        Entity(
+            _listing_source(),
+            Listing,
+            normalize_listing,
+            _listing_identity_changed,
+            LISTING_TRACKED,
+            None,
+            "",
+            identity_fields=("listing_uuid",),
+        ),
         Entity(
             _asset_source(),
             MediaAsset,
@@ -575,8 +582,26 @@ def _entities() -> list[Entity]:
             ASSET_TRACKED,
             AssetObservation,
             "asset",
+            identity_fields=("listing_identity_id", "asset_type", "sequence", "s3_key_raw"),
         ),
-        Entity(_job_source(), Job, normalize_job, _job_identity_changed, JOB_TRACKED, JobObservation, "job", hot=True),
+        Entity(
+            _job_source(),
+            Job,
+            normalize_job,
+            _job_identity_changed,
+            JOB_TRACKED,
+            JobObservation,
+            "job",
+            identity_fields=(
+                "listing_identity_id",
+                "created_at",
+                "external_id",
+                "started_at",
+                "completed_at",
+                "is_terminal",
+            ),
+            hot=True,
+        ),
     ]
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TOQ_TEST_DB = "toq_test"
+# TOQ's test database in MariaDB: the `toq` alias's (TOQ_DATABASE_URL, default toq_test).
+TOQ_TEST_DB = connections.settings["toq"]["NAME"] if "toq" in connections.settings else "toq_test"
 
 _SERVICES = {
     "PostgreSQL": ("127.0.0.1", 5432),
