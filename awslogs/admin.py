@@ -12,6 +12,7 @@ from awslogs.models import (
     DlqMessage,
     EvidenceStatus,
     Execution,
+    JobRawKey,
     LambdaConfigSnapshot,
     LogEvent,
     LogGroupStatus,
@@ -41,8 +42,15 @@ class ExecutionAdmin(ReadOnlyAdmin):
 @admin.register(LogEvent)
 class LogEventAdmin(ReadOnlyAdmin):
     list_display = ["timestamp", "log_group", "kind", "level", "msg", "job_toq_id", "request_id"]
-    list_filter = ["log_group", "kind", "level"]
+    list_filter = ["log_group", "kind", "level", "attributed_via"]
     search_fields = ["=job_toq_id", "=request_id", "execution_arn", "msg"]
+
+
+@admin.register(JobRawKey)
+class JobRawKeyAdmin(ReadOnlyAdmin):
+    list_display = ["job", "raw_key", "asset_type", "source", "source_ref"]
+    list_filter = ["source"]
+    search_fields = ["raw_key"]
 
 
 @admin.register(EvidenceStatus)

@@ -119,12 +119,43 @@ class LogEvent(models.Model):
     execution_arn = models.CharField(max_length=512, blank=True, db_index=True)
     s3_key = models.CharField(max_length=1024, blank=True)
     fields = models.JSONField(default=dict)
+    # How the job was found when the line itself names none: "raw_key" (through JobRawKey).
+    attributed_via = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["timestamp", "id"]
 
     def __str__(self) -> str:
         return f"{self.log_group} {self.event_id}"
+
+
+class RawKeySource(models.TextChoices):
+    EXECUTION_INPUT = "execution_input", _("Execution input assets[].key")
+    SQS_MESSAGE = "sqs_message", _("SQS message body assets[].key")
+    CALLBACK = "callback", _("Callback outputs[].rawKey")
+
+
+class JobRawKey(models.Model):
+    """Job ↔ raw S3 key of one of its assets (reference §3.13), and where the link was read.
+
+    Lambda lines such as `Inspecting asset` or `Video thumbnail generation failed` carry only the raw
+    `key`: this relation attributes them to their job."""
+
+    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="raw_keys")
+    raw_key = models.CharField(max_length=1024, db_index=True)
+    asset_type = models.CharField(max_length=32, blank=True)
+    source = models.CharField(max_length=16, choices=RawKeySource.choices)
+    # The execution ARN or SQS message id the link was read from ("" for the callback body).
+    source_ref = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["job", "raw_key", "source"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "raw_key", "source"], name="job_raw_key_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} {self.raw_key} ({self.source})"
 
 
 class LogGroupStatus(models.Model):

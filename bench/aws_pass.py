@@ -1,16 +1,22 @@
 """Bench: one collection pass for 1,000 jobs against a local endpoint (moto's server), and the
 share of the pass spent waiting for that endpoint (ratio = pass time / time inside AWS calls).
 
-Run: DJANGO_SETTINGS_MODULE=toqdash.settings.test .venv/bin/python bench/aws_pass.py [N_JOBS]
+Run: DJANGO_SETTINGS_MODULE=toqdash.settings.test .venv/bin/python bench/aws_pass.py [N_JOBS] [--profile]
+(--profile: cProfile of the pass, the top functions printed to stderr; --queries: the most
+frequent SQL statement shapes)
 """
 
 from __future__ import annotations
 
+import cProfile
 import json
 import os
+import pstats
+import re
 import socket
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._aws_common import bench_database  # noqa: E402
 
-N_JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+N_JOBS = int(ARGS[0]) if ARGS else 1000
+PROFILE = "--profile" in sys.argv
+SHOW_QUERIES = "--queries" in sys.argv
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 
 
@@ -123,17 +132,29 @@ def main() -> int:
             from django.db import connection
 
             queries = 0
+            shapes: Counter[str] = Counter()
 
             def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
                 nonlocal queries
                 queries += 1
+                if SHOW_QUERIES:
+                    shapes[re.sub(r"\s+", " ", sql)[:150]] += 1
                 return execute(sql, params, many, context)
 
             job_ids = list(Job.objects.values_list("id", flat=True))
+            profiler = cProfile.Profile() if PROFILE else None
             t0 = time.perf_counter()
             with connection.execute_wrapper(count):
+                if profiler is not None:
+                    profiler.enable()
                 summary = evidence_pass(job_ids=job_ids)
+                if profiler is not None:
+                    profiler.disable()
             elapsed = time.perf_counter() - t0
+            for shape, n in shapes.most_common(40):
+                print(f"{n:6d}  {shape}", file=sys.stderr)
+            if profiler is not None:
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(60)
     finally:
         server.stop()
     ratio = elapsed / timer.total if timer.total else float("inf")

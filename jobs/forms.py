@@ -75,3 +75,23 @@ class JobNoteForm(forms.ModelForm):
         fields = ["text"]
         labels = {"text": _("Add a note")}
         widgets = {"text": forms.Textarea(attrs={"rows": 3, "maxlength": 4000})}
+
+
+class AnnotationForm(forms.Form):
+    """An engineer's verdict on a finding (or a note on the diagnosis). A missing verdict is a note."""
+
+    verdict = forms.ChoiceField(
+        choices=[
+            ("confirmed", _("Confirm")),
+            ("rejected", _("Reject")),
+            ("added", _("Add a cause")),
+            ("note", _("Note")),
+        ],
+        required=False,
+    )
+    failure_mode = forms.RegexField(regex=r"^(FM-\d{2})?$", required=False, max_length=8)
+    cause = forms.SlugField(required=False, max_length=64)
+    text = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean_verdict(self) -> str:
+        return self.cleaned_data.get("verdict") or "note"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import connection
@@ -314,3 +317,433 @@ def job_detail(*, job: Job) -> JobDetail:
 
 def sync_runs_recent(*, limit: int = 50) -> list[SyncRun]:
     return list(SyncRun.objects.order_by("-started_at")[:limit])
+
+
+# --- job page panels: AWS evidence and diagnosis (read-only over awslogs/diagnosis models) ---------
+
+_ANCHOR_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+ROLE_ORDER = {"origin": 0, "contributing": 1, "consequence": 2}
+LOG_PAGE_SIZE = 200
+HISTORY_PAGE_SIZE = 200
+
+
+def log_anchor(event_id: str) -> str:
+    """DOM id of a log line: `log-<eventId>` with anything but [A-Za-z0-9_-] made `-` (sha256: ids)."""
+    return "log-" + _ANCHOR_UNSAFE.sub("-", event_id)
+
+
+def history_anchor(execution_arn: str, event_id: int | str) -> str:
+    """DOM id of a history event row: `ev-<execution name>-<event id>`."""
+    return "ev-" + _ANCHOR_UNSAFE.sub("-", execution_arn.rsplit(":", 1)[-1]) + f"-{event_id}"
+
+
+def derivative_anchor(key: str) -> str:
+    return "drv-" + _ANCHOR_UNSAFE.sub("-", key)
+
+
+@dataclass(frozen=True)
+class EvidenceLink:
+    kind: str
+    source: str
+    id: str
+    excerpt: str
+    anchor: str  # "" when the item has no row on this page (a DB column, a Lambda setting)
+    panel: str = ""  # URL name (jobs:…) of the panel holding the anchor
+    panel_query: str = ""  # query string that opens that panel on the page holding the row
+
+    @property
+    def panel_dom_id(self) -> str:
+        """ "jobs:job_history_raw" → "job-history-raw" (partial names equal DOM ids)."""
+        return self.panel.partition(":")[2].replace("_", "-")
+
+
+@dataclass(frozen=True)
+class FindingCard:
+    failure_mode: str
+    cause: str
+    role: str
+    role_label: str
+    title: str
+    summary: str
+    action: str
+    confidence_percent: int
+    failing_state: str
+    evidence: list[EvidenceLink]
+    missing: list[str]
+    # The engineers' verdict in force for this failure mode + cause (survives re-diagnosis).
+    verdict: str = ""
+    verdict_by: str = ""
+    verdict_note: str = ""
+
+
+@dataclass(frozen=True)
+class DiagnosisCard:
+    computed_at: datetime
+    engine_version: str
+    findings: list[FindingCard]
+
+
+def _evidence_link(item: dict[str, Any]) -> EvidenceLink:
+    kind, source, ident = str(item.get("kind", "")), str(item.get("source", "")), str(item.get("id", ""))
+    anchor, panel, query = "", "", ""
+    if kind == "history_event":
+        anchor, panel = history_anchor(source, ident), "jobs:job_history_raw"
+        query = urlencode({"execution": source, "event": ident})
+    elif kind == "log_event":
+        anchor, panel, query = log_anchor(ident), "jobs:job_logs", urlencode({"event": ident})
+    elif kind == "s3_object":
+        anchor, panel = derivative_anchor(ident), "jobs:job_derivatives"
+    excerpt = str(item.get("excerpt", ""))
+    return EvidenceLink(
+        kind=kind, source=source, id=ident, excerpt=excerpt, anchor=anchor, panel=panel, panel_query=query
+    )
+
+
+def job_diagnosis_card(*, job: Job, lang: str) -> DiagnosisCard | None:
+    """The stored diagnosis of a job, origin first, texts in `lang` ("pt-br" or else English). 2 queries."""
+    from diagnosis.annotations import verdicts_in_force
+    from diagnosis.models import Diagnosis, Role
+
+    diagnosis = Diagnosis.objects.filter(job=job).prefetch_related("findings").first()
+    if diagnosis is None:
+        return None
+    verdicts = verdicts_in_force(job=job)
+    labels = dict(Role.choices)
+    pt = lang.lower() == "pt-br"
+    findings = sorted(diagnosis.findings.all(), key=lambda f: (ROLE_ORDER.get(f.role, 9), f.position))
+    return DiagnosisCard(
+        computed_at=diagnosis.computed_at,
+        engine_version=diagnosis.engine_version,
+        findings=[
+            FindingCard(
+                failure_mode=f.failure_mode,
+                cause=f.cause,
+                role=f.role,
+                role_label=str(labels.get(f.role, f.role)),
+                title=f.title("pt-br" if pt else "en"),
+                summary=f.summary("pt-br" if pt else "en"),
+                action=f.action("pt-br" if pt else "en"),
+                confidence_percent=round(f.confidence * 100),
+                failing_state=f.failing_state,
+                evidence=[_evidence_link(e) for e in f.evidence or [] if isinstance(e, dict)],
+                missing=[
+                    str(m.get("pt_br" if pt else "en", "")) for m in f.missing_evidence or [] if isinstance(m, dict)
+                ],
+                verdict=v.verdict if (v := verdicts.get((f.failure_mode, f.cause))) else "",
+                verdict_by=v.author if v else "",
+                verdict_note=v.note if v else "",
+            )
+            for f in findings
+        ],
+    )
+
+
+def job_evidence_anchors(*, job: Job) -> set[str]:
+    """DOM ids of every evidence item of the job's diagnosis (to highlight those rows). 1 query."""
+    from diagnosis.models import Finding
+
+    anchors: set[str] = set()
+    for evidence in Finding.objects.filter(diagnosis__job=job).values_list("evidence", flat=True):
+        anchors.update(_evidence_link(e).anchor for e in evidence or [] if isinstance(e, dict))
+    anchors.discard("")
+    return anchors
+
+
+@dataclass(frozen=True)
+class TimelineExecution:
+    arn: str
+    name: str
+    status: str
+    start: datetime | None
+    stop: datetime | None
+    visits: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class TimelineData:
+    executions: list[TimelineExecution]
+    markers: list[tuple[str, datetime]]  # (label, when): job created, started, completed (callback)
+
+
+def job_timeline_data(*, job: Job) -> TimelineData:
+    """Every execution of the job with its parsed state visits and attempts, plus TOQ's own times. 2 queries."""
+    from awslogs.selectors import execution_list_for_job
+
+    executions = [
+        TimelineExecution(
+            arn=e.arn,
+            name=e.name,
+            status=e.status,
+            start=e.start_date,
+            stop=e.stop_date,
+            visits=[
+                {
+                    "name": v.name,
+                    "type": v.state_type,
+                    "branch": v.branch,
+                    "entered_at": v.entered_at,
+                    "exited_at": v.exited_at,
+                    "status": v.status,
+                    "error": v.error,
+                    "attempts": [a for a in v.attempts or [] if isinstance(a, dict)],
+                }
+                for v in e.state_visits.all()
+            ],
+        )
+        for e in execution_list_for_job(job_id=job.pk)
+    ]
+    markers = [
+        (label, at)
+        for label, at in (
+            ("created", job.created_at),
+            ("started", job.started_at),
+            ("completed", job.completed_at),
+        )
+        if at is not None
+    ]
+    return TimelineData(executions=executions, markers=markers)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    pk: int
+    anchor: str
+    timestamp: datetime | None
+    function: str
+    level: str
+    msg: str
+    message: str
+    pretty: str  # indented JSON for JSON lines, "" otherwise
+    is_evidence: bool
+
+
+@dataclass(frozen=True)
+class LogPage:
+    lines: list[LogLine]
+    number: int
+    num_pages: int
+    total: int
+    functions: list[str]
+
+
+def log_function(log_group: str) -> str:
+    """`/aws/lambda/listing-media-validate-staging` → `listing-media-validate-staging`."""
+    return log_group.rsplit("/", 1)[-1]
+
+
+def job_log_page(
+    *,
+    job: Job,
+    function: str = "",
+    level: str = "",
+    text: str = "",
+    page: int = 1,
+    at_event: str = "",
+    evidence: set[str] | None = None,
+) -> LogPage:
+    """One page of the job's correlated log lines, filtered. 3 queries (groups, count, page); `at_event`
+    (a CloudWatch eventId) instead picks the page holding that line (2 more)."""
+    from awslogs.selectors import log_event_list_for_job
+
+    base = log_event_list_for_job(job_id=job.pk, toq_id=job.toq_id)
+    groups = sorted(set(base.order_by().values_list("log_group", flat=True).distinct()))
+    qs = base
+    if function:
+        qs = qs.filter(log_group__in=[g for g in groups if log_function(g) == function])
+    if level:
+        qs = qs.filter(level__iexact=level)
+    if text:
+        qs = qs.filter(message__icontains=text)
+    total = qs.count()
+    num_pages = max(1, -(-total // LOG_PAGE_SIZE))
+    if at_event:
+        page = _log_page_of(qs, at_event) or page
+    number = min(max(1, page), num_pages)
+    rows = qs[(number - 1) * LOG_PAGE_SIZE : number * LOG_PAGE_SIZE]
+    evidence = evidence or set()
+    lines = []
+    for row in rows:
+        anchor = log_anchor(row.event_id)
+        pretty = ""
+        if row.kind == "json" and isinstance(row.fields, dict) and row.fields:
+            pretty = json.dumps(row.fields, indent=2, ensure_ascii=False)
+        lines.append(
+            LogLine(
+                pk=row.pk,
+                anchor=anchor,
+                timestamp=row.timestamp,
+                function=log_function(row.log_group),
+                level=row.level,
+                msg=row.msg,
+                message=row.message,
+                pretty=pretty,
+                is_evidence=anchor in evidence,
+            )
+        )
+    return LogPage(
+        lines=lines, number=number, num_pages=num_pages, total=total, functions=[log_function(g) for g in groups]
+    )
+
+
+def _log_page_of(qs: Any, event_id: str) -> int | None:
+    """The page (ordered by timestamp, id) that holds the line `event_id`, None if it is not in `qs`."""
+    row = qs.filter(event_id=event_id).values_list("timestamp", "pk").first()
+    if row is None:
+        return None
+    timestamp, pk = row
+    if timestamp is None:
+        before = qs.filter(Q(timestamp__isnull=False) | Q(timestamp__isnull=True, pk__lt=pk)).count()
+    else:
+        before = qs.filter(Q(timestamp__lt=timestamp) | Q(timestamp=timestamp, pk__lt=pk)).count()
+    return int(before // LOG_PAGE_SIZE + 1)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    anchor: str
+    execution_name: str
+    event_id: int
+    type: str
+    timestamp: datetime | None
+    excerpt: str
+    is_evidence: bool
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    rows: list[HistoryRow]
+    number: int
+    num_pages: int
+    total: int
+
+
+HISTORY_EXCERPT_CHARS = 300
+
+
+def _history_queryset(job: Job) -> Any:
+    from awslogs.models import HistoryEvent
+
+    return HistoryEvent.objects.filter(execution__job=job).order_by("execution__start_date", "execution_id", "event_id")
+
+
+def job_history_page(
+    *, job: Job, page: int = 1, at_execution: str = "", at_event: int | None = None, evidence: set[str] | None = None
+) -> HistoryPage:
+    """One page of the raw Step Functions history of every execution of the job. 2 queries; `at_execution`
+    (ARN) and `at_event` instead pick the page holding that event (2 more)."""
+    qs = _history_queryset(job)
+    total = qs.count()
+    num_pages = max(1, -(-total // HISTORY_PAGE_SIZE))
+    if at_execution and at_event is not None:
+        page = _history_page_of(job, qs, at_execution, at_event) or page
+    number = min(max(1, page), num_pages)
+    evidence = evidence or set()
+    rows = []
+    for ev in qs.select_related("execution")[(number - 1) * HISTORY_PAGE_SIZE : number * HISTORY_PAGE_SIZE]:
+        anchor = history_anchor(ev.execution.arn, ev.event_id)
+        details = json.dumps(ev.details, ensure_ascii=False) if ev.details else ""
+        rows.append(
+            HistoryRow(
+                anchor=anchor,
+                execution_name=ev.execution.name,
+                event_id=ev.event_id,
+                type=ev.type,
+                timestamp=ev.timestamp,
+                excerpt=details[:HISTORY_EXCERPT_CHARS] + ("…" if len(details) > HISTORY_EXCERPT_CHARS else ""),
+                is_evidence=anchor in evidence,
+            )
+        )
+    return HistoryPage(rows=rows, number=number, num_pages=num_pages, total=total)
+
+
+def _history_page_of(job: Job, qs: Any, arn: str, event_id: int) -> int | None:
+    from awslogs.models import Execution
+
+    execution = Execution.objects.filter(job=job, arn=arn).values_list("pk", "start_date").first()
+    if execution is None:
+        return None
+    pk, start = execution
+    earlier = Q(execution__start_date__lt=start) | Q(execution__start_date=start, execution_id__lt=pk)
+    if start is None:  # NULL start dates sort last (PostgreSQL): every dated execution comes first
+        earlier = Q(execution__start_date__isnull=False) | Q(execution__start_date__isnull=True, execution_id__lt=pk)
+    before = qs.filter(earlier | Q(execution_id=pk, event_id__lt=event_id)).count()
+    return int(before // HISTORY_PAGE_SIZE + 1)
+
+
+def job_history_export(*, job: Job) -> dict[str, list[dict[str, Any]]]:
+    """Every stored history event of the job, by execution ARN, in AWS's shape. 1 query."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for arn, event_id, type_, ts, previous, details in _history_queryset(job).values_list(
+        "execution__arn", "event_id", "type", "timestamp", "previous_event_id", "details"
+    ):
+        out.setdefault(arn, []).append(
+            {
+                "id": event_id,
+                "type": type_,
+                "timestamp": ts.isoformat() if ts else None,
+                "previousEventId": previous,
+                "details": details,
+            }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class DerivativeCell:
+    key: str
+    anchor: str
+    outcome: str  # present / missing / zero_bytes
+    size: int | None
+
+
+@dataclass(frozen=True)
+class DerivativeMatrix:
+    kinds: list[str]  # columns
+    rows: list[tuple[str, list[DerivativeCell | None]]]  # (raw key, one cell per kind or None)
+    from_checks: bool  # False: computed from the stored S3 listing (no collector check yet)
+
+
+def job_derivative_matrix(*, job: Job) -> DerivativeMatrix | None:
+    """Asset × expected output: the collector's derivative checks, else the expected keys looked up in the
+    stored S3 listing of the listing. None when neither exists. At most 3 queries."""
+    from awslogs.models import DerivativeCheck, S3Object
+    from awslogs.parsers.resources import expected_derivatives
+
+    cells: list[tuple[str, str, DerivativeCell]] = [
+        (c.raw_key, c.kind, DerivativeCell(c.key, derivative_anchor(c.key), c.outcome, c.size))
+        for c in DerivativeCheck.objects.filter(job=job).order_by("raw_key", "key")
+    ]
+    from_checks = bool(cells)
+    if not cells:
+        expected = []
+        first_video = True
+        assets = MediaAsset.objects.filter(
+            listing_identity_id=job.listing_identity_id, superseded_at__isnull=True, disappeared_at__isnull=True
+        ).order_by("toq_id")
+        for asset in assets:
+            if not asset.s3_key_raw:
+                continue
+            expected.extend(expected_derivatives(asset.s3_key_raw, asset.asset_type, first_video=first_video))
+            first_video = first_video and "VIDEO" not in asset.asset_type.upper()
+        if not expected:
+            return None
+        sizes = dict(
+            S3Object.objects.filter(bucket=settings.TOQ_MEDIA_BUCKET, key__in=[e.key for e in expected]).values_list(
+                "key", "size"
+            )
+        )
+        if not sizes and not S3Object.objects.filter(key__startswith=f"{job.listing_identity_id}/").exists():
+            return None  # the listing's prefix was never listed: no evidence, keep the placeholder
+        for e in expected:
+            size = sizes.get(e.key)
+            outcome = "missing" if e.key not in sizes else ("zero_bytes" if size == 0 else "present")
+            cells.append((e.raw_key, e.kind, DerivativeCell(e.key, derivative_anchor(e.key), outcome, size)))
+    kinds = list(dict.fromkeys(kind for _, kind, _ in cells))
+    by_raw: dict[str, dict[str, DerivativeCell]] = {}
+    for raw, kind, cell in cells:
+        by_raw.setdefault(raw, {})[kind] = cell
+    return DerivativeMatrix(
+        kinds=kinds,
+        rows=[(raw, [by_kind.get(k) for k in kinds]) for raw, by_kind in by_raw.items()],
+        from_checks=from_checks,
+    )

@@ -8,21 +8,23 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import selectors, services
+from . import charts, selectors, services
 from .filters import JobFilter
-from .forms import JobListParamsForm, JobNoteForm, cursor_encode
+from .forms import AnnotationForm, JobListParamsForm, JobNoteForm, cursor_encode
 from .models import Job
-from .roles import ENGINEER, SUPPORT, user_has_role
+from .roles import ADMIN, ENGINEER, SUPPORT, user_has_role
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -156,6 +158,18 @@ def _job_or_404(toq_id: int, generation: int | None) -> Job:
     return job
 
 
+def _panels(job: Job) -> list[tuple[str, str, str]]:
+    """(DOM id, URL, title) of the job page's lazily loaded evidence panels, in page order."""
+    args = [job.toq_id, job.generation]
+    return [
+        ("job-diagnosis", reverse("jobs:job_diagnosis", args=args), _("Diagnosis")),
+        ("job-timeline", reverse("jobs:job_timeline", args=args), _("Timeline")),
+        ("job-derivatives", reverse("jobs:job_derivatives", args=args), _("Derivatives")),
+        ("job-logs", reverse("jobs:job_logs", args=args), _("Logs")),
+        ("job-history-raw", reverse("jobs:job_history_raw", args=args), _("Raw history")),
+    ]
+
+
 @require_GET
 @role_required(SUPPORT)
 def job_detail(request: HtmxHttpRequest, toq_id: int, generation: int | None = None) -> HttpResponse:
@@ -165,6 +179,9 @@ def job_detail(request: HtmxHttpRequest, toq_id: int, generation: int | None = N
         "note_form": JobNoteForm(),
         # TODO(ui): TOQ-vs-AWS disagreements come with the evidence (awslogs) and diagnosis work.
         "disagreements": [],
+        "panels": _panels(job),
+        # The planner view checks the role itself; this only decides whether to show the link.
+        "can_reprocess": user_has_role(request.user, ADMIN),
     }
     return render(request, "jobs/job_detail.html", ctx)
 
@@ -179,7 +196,7 @@ def job_note_add(request: HtmxHttpRequest, toq_id: int, generation: int) -> Http
         form = JobNoteForm()
     elif not request.htmx:
         # Without JavaScript the page shows the form again with its errors.
-        ctx = {"detail": selectors.job_detail(job=job), "note_form": form, "disagreements": []}
+        ctx = {"detail": selectors.job_detail(job=job), "note_form": form, "disagreements": [], "panels": _panels(job)}
         return render(request, "jobs/job_detail.html", ctx, status=400)
     if not request.htmx:
         return redirect(reverse("jobs:job_detail_generation", args=[job.toq_id, job.generation]) + "#job-notes")
@@ -194,3 +211,143 @@ def sync_runs(request: HttpRequest) -> HttpResponse:
     """Sync pass history. Engineer+: errors name TOQ's database host and user."""
     ctx = {"runs": selectors.sync_runs_recent(), "sync_health": selectors.sync_health()}
     return render(request, "jobs/sync_runs.html", ctx)
+
+
+# --- job page panels: each loaded by htmx after the page (hx-trigger="load"), and a page of its own
+# without JavaScript. The page's first response runs none of these queries.
+
+
+LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"]
+
+
+def _panel(request: HtmxHttpRequest, job: Job, name: str, ctx: dict[str, Any]) -> HttpResponse:
+    ctx = {**ctx, "job": job, "panel": f"jobs/job_panels.html#{name}"}
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, ctx["panel"], ctx)
+    # Alone on its page (no JavaScript): evidence links go to the panel that holds their row.
+    return render(request, "jobs/job_panel.html", {**ctx, "standalone": True})
+
+
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@require_GET
+@vary_on_headers("HX-Request", "Accept-Language", "Cookie")
+@role_required(SUPPORT)
+def job_diagnosis_panel(request: HtmxHttpRequest, toq_id: int, generation: int) -> HttpResponse:
+    job = _job_or_404(toq_id, generation)
+    return _diagnosis_panel(request, job)
+
+
+def _diagnosis_panel(request: HtmxHttpRequest, job: Job, form: AnnotationForm | None = None) -> HttpResponse:
+    card = selectors.job_diagnosis_card(job=job, lang=translation.get_language() or "en")
+    ctx = {"card": card, "can_annotate": user_has_role(request.user, ENGINEER), "annotation_form": form}
+    return _panel(request, job, "job-diagnosis", ctx)
+
+
+@require_POST
+@role_required(ENGINEER)
+def job_annotate(request: HtmxHttpRequest, toq_id: int, generation: int) -> HttpResponse:
+    """Confirm or reject a finding, add a cause, or note the diagnosis (append-only, audited)."""
+    from diagnosis.annotations import annotation_add
+
+    job = _job_or_404(toq_id, generation)
+    form = AnnotationForm(request.POST)
+    if form.is_valid():
+        try:
+            annotation_add(
+                job=job,
+                author=request.user,  # type: ignore[arg-type]
+                verdict=form.cleaned_data["verdict"],
+                failure_mode=form.cleaned_data["failure_mode"],
+                cause=form.cleaned_data["cause"],
+                note=form.cleaned_data["text"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    if form.errors and not request.htmx:
+        return HttpResponse(" ".join(str(e) for e in form.non_field_errors() or form.errors), status=400)
+    if not request.htmx:
+        return redirect(reverse("jobs:job_detail_generation", args=[job.toq_id, job.generation]) + "#job-diagnosis")
+    return _diagnosis_panel(request, job, form if form.errors else None)
+
+
+@require_GET
+@role_required(SUPPORT)
+def job_incident_report(request: HttpRequest, toq_id: int, generation: int) -> HttpResponse:
+    """The incident report as a Markdown download (?lang=pt-br for Portuguese)."""
+    from diagnosis.report import incident_report_markdown
+
+    job = _job_or_404(toq_id, generation)
+    lang = "pt-br" if request.GET.get("lang", translation.get_language() or "en").lower() == "pt-br" else "en"
+    response = HttpResponse(incident_report_markdown(job=job, lang=lang), content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="toqdash-job-{job.toq_id}-{lang}.md"'
+    return response
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@role_required(SUPPORT)
+def job_timeline_panel(request: HtmxHttpRequest, toq_id: int, generation: int) -> HttpResponse:
+    job = _job_or_404(toq_id, generation)
+    data = selectors.job_timeline_data(job=job)
+    figure = charts.timeline_figure(data, now=timezone.now()) if data.executions else None
+    return _panel(request, job, "job-timeline", {"timeline": data, "figure": figure})
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@role_required(SUPPORT)
+def job_logs_panel(request: HtmxHttpRequest, toq_id: int, generation: int) -> HttpResponse:
+    job = _job_or_404(toq_id, generation)
+    filters = {k: request.GET.get(k, "").strip()[:200] for k in ("function", "level", "text")}
+    logs = selectors.job_log_page(
+        job=job,
+        page=_page_number(request),
+        at_event=request.GET.get("event", "")[:80],
+        evidence=selectors.job_evidence_anchors(job=job),
+        **filters,
+    )
+    query = _query_without(request, "page", "event")
+    ctx = {"logs": logs, "filters": filters, "query": query, "levels": LOG_LEVELS}
+    return _panel(request, job, "job-logs", ctx)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@role_required(SUPPORT)
+def job_derivatives_panel(request: HtmxHttpRequest, toq_id: int, generation: int) -> HttpResponse:
+    job = _job_or_404(toq_id, generation)
+    return _panel(request, job, "job-derivatives", {"matrix": selectors.job_derivative_matrix(job=job)})
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@role_required(SUPPORT)
+def job_history_panel(request: HtmxHttpRequest, toq_id: int, generation: int) -> HttpResponse:
+    job = _job_or_404(toq_id, generation)
+    event = request.GET.get("event", "")
+    history = selectors.job_history_page(
+        job=job,
+        page=_page_number(request),
+        at_execution=request.GET.get("execution", "")[:512],
+        at_event=int(event) if event.isdigit() else None,
+        evidence=selectors.job_evidence_anchors(job=job),
+    )
+    return _panel(request, job, "job-history-raw", {"history": history})
+
+
+@require_GET
+@role_required(SUPPORT)
+def job_history_json(request: HttpRequest, toq_id: int, generation: int) -> JsonResponse:
+    """The stored Step Functions history of every execution of the job, as a download."""
+    job = _job_or_404(toq_id, generation)
+    response = JsonResponse(
+        selectors.job_history_export(job=job), json_dumps_params={"indent": 2, "ensure_ascii": False}
+    )
+    response["Content-Disposition"] = f'attachment; filename="toqdash-job-{job.toq_id}-g{job.generation}-history.json"'
+    return response

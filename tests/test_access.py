@@ -26,6 +26,16 @@ JOBS_ACCESS: dict[str, tuple[str, dict[str, int], str, int]] = {
     "job_detail_generation": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
     "job_note_add": ("post", {"toq_id": 37, "generation": 1}, SUPPORT, 302),
     "sync_runs": ("get", {}, ENGINEER, 200),
+    # job page panels: everyone signed in with a role reads the evidence
+    "job_diagnosis": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
+    "job_timeline": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
+    "job_derivatives": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
+    "job_logs": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
+    "job_history_raw": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
+    "job_history_json": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
+    "job_incident_report": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
+    # verdicts on findings are the engineers' (a POST with only text is a note on the diagnosis)
+    "job_annotate": ("post", {"toq_id": 37, "generation": 1}, ENGINEER, 302),
 }
 
 

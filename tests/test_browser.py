@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from diagnosis.models import Finding
+from jobs import selectors
 from jobs.models import JobNote
 from jobs.roles import SUPPORT
+from tests.conftest import TOQ_DATABASES
 from tests.jobs.factories import XSS, make_job, make_job37, make_user
+from tests.test_demo import build_demo_world
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -114,3 +118,82 @@ def test_support_filters_opens_job_37_adds_a_note_and_switches_language(live_ser
     assert dialogs == [], f"a JavaScript dialog fired (XSS): {dialogs}"
     assert errors == [], f"console errors (CSP violations or script errors): {errors}"
     assert JobNote.objects.get().text == "Checked with the photographer: 90 s vertical video."
+
+
+@pytest.mark.django_db(databases=TOQ_DATABASES, transaction=True)
+def test_job_37_evidence_panels_diagnosis_timeline_evidence_link_and_portuguese(
+    live_server, chromium_path, tmp_path, monkeypatch
+):
+    """The demo world's job 37 (real sync, import_aws and diagnosis): the panels load lazily, the
+    timeline is drawn by charts.js, an evidence link lands on its log line / history row (:target),
+    and the finding reads in Portuguese after the language switch."""
+    from playwright.sync_api import expect, sync_playwright
+
+    build_demo_world(tmp_path)
+    make_user("support", SUPPORT)
+    origin = Finding.objects.get(diagnosis__job__toq_id=37, failure_mode="FM-12")
+    log_anchor = next(
+        selectors.log_anchor(e["id"])
+        for e in origin.evidence
+        if e["kind"] == "log_event" and "video_thumbnails" in e["source"]
+    )
+    history_anchor = next(
+        selectors.history_anchor(e["source"], e["id"]) for e in origin.evidence if e["kind"] == "history_event"
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    # Small history pages: the history evidence row (event 27 of 47) is on page 3, so its link must
+    # load that page of the panel first (app.js) — the 25,000-event case in miniature.
+    monkeypatch.setattr(selectors, "HISTORY_PAGE_SIZE", 10)
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(live_server.url + "/jobs/37/")
+            page.fill("#id_username", "support")
+            page.fill("#id_password", "pw-support")
+            page.click("main button[type=submit]")
+            expect(page.locator("h1")).to_contain_text("Job 37")
+
+            diagnosis = page.locator("#job-diagnosis")
+            expect(diagnosis.locator(".finding").first).to_contain_text("FM-12")
+            expect(diagnosis.locator(".finding").first).to_contain_text("ffmpeg-missing")
+            expect(diagnosis.locator(".finding").first.locator(".badge.role-origin")).to_have_text("Origin")
+            # plotly drew the figure from json_script (charts.js, no inline script)
+            expect(page.locator("#job-timeline .chart svg.main-svg").first).to_be_visible()
+            expect(page.locator("#job-timeline .chart")).to_contain_text("ConsolidateResults")
+            expect(page.locator(f"#{log_anchor}")).to_have_class(re.compile(r"\bevidence\b"))
+            page.screenshot(path=str(ARTIFACTS / "job37_panels.png"), full_page=True)
+            page.locator("#job-timeline").screenshot(path=str(ARTIFACTS / "job37_timeline.png"))
+            diagnosis.screenshot(path=str(ARTIFACTS / "job37_diagnosis.png"))
+
+            diagnosis.locator(f'a.evidence-link[href="#{log_anchor}"]').first.click()
+            expect(page).to_have_url(re.compile(f"#{log_anchor}$"))
+            target = page.locator(":target")
+            expect(target).to_have_attribute("id", log_anchor)
+            expect(target).to_be_in_viewport()
+            expect(target).to_contain_text("Video thumbnail generation failed")
+            page.screenshot(path=str(ARTIFACTS / "job37_evidence_log_line.png"))
+
+            expect(page.locator("#job-history-raw")).to_contain_text("page 1 of 5")
+            assert page.locator(f"#{history_anchor}").count() == 0
+            diagnosis.locator(f'a.evidence-link[href="#{history_anchor}"]').first.click()
+            expect(page.locator("#job-history-raw")).to_contain_text("page 3 of 5")
+            expect(page.locator(":target")).to_have_attribute("id", history_anchor)
+            expect(page.locator(":target")).to_be_in_viewport()
+            page.screenshot(path=str(ARTIFACTS / "job37_evidence_history_row.png"))
+
+            page.select_option("#language-select", "pt-br")  # app.js submits the form
+            expect(page.locator("h1")).to_contain_text("Tarefa 37")
+            first = page.locator("#job-diagnosis .finding").first
+            expect(first.locator(".finding-title")).to_have_text(origin.title_pt_br)
+            expect(first.locator(".badge.role-origin")).to_have_text("Origem")
+            expect(page.locator("#job-timeline .chart svg.main-svg").first).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "job37_panels_pt_br.png"), full_page=True)
+        finally:
+            browser.close()
+
+    assert errors == [], f"console errors (CSP violations or script errors): {errors}"

@@ -1,210 +1,97 @@
-"""Collection: ask AWS, then store through awslogs.services.store (AWS calls never inside a transaction)."""
+"""Collection: ask AWS, then store through awslogs.services.store (AWS calls never inside a transaction).
+
+Split by concern (house style): `context` (what a pass shares, prefetch, buffered writes),
+`collect_logs` (log groups and cursors), `snapshots` (Lambda configurations, queues), `rawkeys`
+(job ↔ raw key); re-exported here for callers of the collection API.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import CharField, F, Q
+from django.db.models import CharField, F, Min, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from awslogs import client, parsers
-from awslogs.models import (
-    EvidenceStatus,
-    Execution,
-    FoundVia,
-    LogCursor,
-    LogEvent,
-    LogGroupStatus,
-    MediaConvertJob,
-    MissingReason,
-    S3Object,
-)
-from awslogs.services import store
-from jobs.models import Job, JobKind, MediaAsset
+from awslogs.models import Execution, FoundVia, MediaConvertJob, MissingReason, S3Object
+from awslogs.services import rawkeys, store
+from awslogs.services.collect_logs import collect_logs, lambda_function_names, log_groups, validate_log_group
+from awslogs.services.context import JobResult, Missing, PassContext, record_missing
+from awslogs.services.snapshots import lambda_configs_snapshot, queues_snapshot
+from jobs.models import Job, JobKind
+
+__all__ = [
+    "JobResult",
+    "Missing",
+    "PassContext",
+    "PassSummary",
+    "evidence_pass",
+    "evidence_status_record",
+    "job_evidence_collect",
+    "job_window",
+    "jobs_needing_evidence",
+    "lambda_configs_snapshot",
+    "lambda_function_names",
+    "log_groups",
+    "neighbour_job_time",
+    "queues_snapshot",
+    "validate_log_group",
+]
 
 logger = logging.getLogger(__name__)
 
-LAMBDA_COMMANDS = ("validate", "thumbnails", "video_thumbnails", "consolidate", "callback-dispatch", "callback", "zip")
-
-
-def lambda_function_names() -> list[str]:
-    return [f"listing-media-{cmd}-{settings.TOQ_ENV}" for cmd in LAMBDA_COMMANDS]
-
-
-def log_groups() -> list[str]:
-    """Reference §1.2 log groups, the processing machine's group, and the TOQ server's (if configured)."""
-    groups = [f"/aws/lambda/{name}" for name in lambda_function_names()]
-    groups.append(f"/aws/stepfunctions/listing-media-processing-sm-{settings.TOQ_ENV}")
-    if settings.TOQ_SERVER_LOG_GROUP:
-        groups.append(settings.TOQ_SERVER_LOG_GROUP)
-    return groups
-
-
-def validate_log_group() -> str:
-    return f"/aws/lambda/listing-media-validate-{settings.TOQ_ENV}"
-
-
-@dataclass
-class Missing:
-    item: str
-    target: str
-    reason: str
-    detail: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {"item": self.item, "target": self.target, "reason": self.reason, "detail": self.detail[:500]}
-
-
-@dataclass
-class PassContext:
-    """State shared by the jobs of one pass, so 1,000 jobs do not list the same things 1,000 times."""
-
-    state_machines: dict[str, str] | None = None
-    listed: dict[str, list[tuple[dt.datetime | None, dict[str, Any]]]] = field(default_factory=dict)
-    listing_done: dict[str, bool] = field(default_factory=dict)
-    iterators: dict[str, Iterator[dict[str, Any]]] = field(default_factory=dict)
-    listed_prefixes: set[str] = field(default_factory=set)
-    # log group → [start_ms, end_ms] already read in this pass (jobs of one pass have overlapping windows)
-    read_windows: dict[str, tuple[int, int]] = field(default_factory=dict)
-    missing_groups: dict[str, client.AwsError] = field(default_factory=dict)
-    existing_groups: set[str] = field(default_factory=set)
-    # DescribeExecution answers already fetched in this pass (discovery describes every listed one)
-    describes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # state machine ARN → {execution ARN: jobId} of executions stored (loaded once per pass)
-    known_executions: dict[str, dict[str, int | None]] = field(default_factory=dict)
-
-    def state_machine_arn(self, name: str) -> str | None:
-        if self.state_machines is None:
-            self.state_machines = {sm["name"]: sm["stateMachineArn"] for sm in client.sfn_list_state_machines()}
-        return self.state_machines.get(name)
-
-    def executions_since(self, sm_arn: str, since: dt.datetime) -> list[dict[str, Any]]:
-        """Executions of a machine started at or after `since` (ListExecutions is newest first)."""
-        listed = self.listed.setdefault(sm_arn, [])
-        iterator = self.iterators.setdefault(sm_arn, client.sfn_list_executions(sm_arn))
-        while not self.listing_done.get(sm_arn):
-            oldest = listed[-1][0] if listed else None
-            if oldest is not None and oldest < since:
-                break
-            item = next(iterator, None)
-            if item is None:
-                self.listing_done[sm_arn] = True
-                break
-            listed.append((parsers.parse_timestamp(item.get("startDate")), item))
-        return [item for started, item in listed if (started or since) >= since]
-
-
-@dataclass
-class JobResult:
-    job_id: int
-    executions: int = 0
-    changed: bool = False
-    log_events: int = 0
-    missing: list[Missing] = field(default_factory=list)
-
-
-def _record_missing(result: JobResult, item: str, target: str, exc: client.AwsError) -> None:
-    """Record a definitive answer (not found, access denied, other AWS error). Throttling/5xx that
-    outlived botocore's retries is re-raised: the Celery task retries the job with backoff (what
-    was stored so far is kept; the retry only does what is left)."""
-    if isinstance(exc, client.AwsTransientError):
-        raise exc
-    reason = {
-        "not_found": MissingReason.NOT_FOUND,
-        "access_denied": MissingReason.ACCESS_DENIED,
-    }.get(exc.reason, MissingReason.ERROR)
-    result.missing.append(Missing(item=item, target=target, reason=reason, detail=str(exc)))
+# Jobs whose rows are prefetched together, and whose buffered writes are flushed together.
+PASS_BATCH = 200
 
 
 def job_window(job: Job) -> tuple[dt.datetime, dt.datetime]:
-    """When this job's executions can have started: its own times, else bounded by neighbouring jobs,
-    else AWSLOGS_SEARCH_BACK_DAYS back. A job may lack created_at (old schema) and started_at (no callback)."""
+    """When this job's executions can have started: its own times, else bounded by neighbouring jobs
+    (the previous job's earliest time below, the next job's earliest time above), else
+    AWSLOGS_SEARCH_BACK_DAYS back. A job may lack created_at (old schema) and started_at (no callback)."""
     now = timezone.now()
     own = [t for t in (job.created_at, job.started_at) if t is not None]
+    end = job.completed_at if job.completed_at is not None and job.is_terminal else now
     if own:
         start = min(own)
     else:
-        previous = (
-            Job.objects.current()
-            .filter(toq_id__lt=job.toq_id)
-            .filter(Q(created_at__isnull=False) | Q(started_at__isnull=False) | Q(completed_at__isnull=False))
-            .order_by("-toq_id")
-            .values_list("created_at", "started_at", "completed_at")
-            .first()
-        )
-        bounds = [t for t in (previous or ()) if t is not None]
-        start = min(bounds) if bounds else now - dt.timedelta(days=settings.AWSLOGS_SEARCH_BACK_DAYS)
+        previous = neighbour_job_time(job, before=True)
+        start = previous if previous is not None else now - dt.timedelta(days=settings.AWSLOGS_SEARCH_BACK_DAYS)
         if job.completed_at is not None:
             start = max(start, job.completed_at - dt.timedelta(days=settings.AWSLOGS_SEARCH_BACK_DAYS))
-    end = job.completed_at if job.completed_at is not None and job.is_terminal else now
+        following = neighbour_job_time(job, before=False)
+        if following is not None and following >= start:
+            # Jobs are processed in id order: this job's executions started before the next job's did.
+            # (A next job older than the window's start contradicts that order — e.g. a reused id —
+            # and bounds nothing.)
+            end = min(end, following)
     margin = dt.timedelta(seconds=settings.AWSLOGS_LOG_MARGIN_SECONDS)
     return start - margin, max(end, start) + margin
 
 
+def neighbour_job_time(job: Job, *, before: bool) -> dt.datetime | None:
+    """The earliest known time of the nearest job below (before=True) or above this job's TOQ id that
+    has one: its created_at, started_at, completed_at (previous only) or its executions' first start."""
+    qs = Job.objects.current().annotate(first_execution=Min("executions__start_date"))
+    has_time = Q(created_at__isnull=False) | Q(started_at__isnull=False) | Q(first_execution__isnull=False)
+    row: tuple[dt.datetime | None, ...] | None
+    if before:
+        qs = qs.filter(toq_id__lt=job.toq_id).filter(has_time | Q(completed_at__isnull=False)).order_by("-toq_id")
+        row = qs.values_list("created_at", "started_at", "first_execution", "completed_at").first()
+    else:
+        qs = qs.filter(toq_id__gt=job.toq_id).filter(has_time).order_by("toq_id")
+        row = qs.values_list("created_at", "started_at", "first_execution").first()
+    times = [t for t in (row or ()) if t is not None]
+    return min(times) if times else None
+
+
 def _is_finalization(job: Job) -> bool:
     return job.kind == JobKind.FINALIZATION or "finalization" in (job.external_id or "")
-
-
-def _collect_logs(
-    ctx: PassContext, result: JobResult, job: Job, groups: list[str], start: dt.datetime, end: dt.datetime
-) -> None:
-    start_ms, end_ms = parsers.to_epoch_ms(start), min(parsers.to_epoch_ms(end), parsers.to_epoch_ms(timezone.now()))
-    cursors = {c.log_group: c for c in LogCursor.objects.filter(job=job, log_group__in=groups)}
-    for group in groups:
-        if group in ctx.missing_groups:
-            _record_missing(result, "log group", group, ctx.missing_groups[group])
-            continue
-        cursor = cursors.get(group)
-        read_from = start_ms
-        if cursor is not None and cursor.start_ms <= start_ms:
-            read_from = max(start_ms, cursor.end_ms + 1)
-        done = ctx.read_windows.get(group)
-        if done is not None and done[0] <= read_from:
-            read_from = max(read_from, done[1] + 1)
-        if read_from > end_ms:
-            _advance_cursor(job, group, cursor, start_ms, end_ms)
-            continue
-        try:
-            # All pages first: an invocation's START/END and its app lines can straddle pages, and
-            # attribution needs the whole invocation.
-            events: list[dict[str, Any]] = []
-            for page in client.logs_filter_log_events(group, start_ms=read_from, end_ms=end_ms):
-                events.extend(page)
-            result.log_events += store.log_events_store(log_group=group, events=events)
-        except client.AwsNotFoundError as exc:
-            status, _ = LogGroupStatus.objects.get_or_create(name=group, defaults={"exists": False})
-            store.update_if_changed(status, {"exists": False, "error": str(exc)[:512]})
-            ctx.missing_groups[group] = exc
-            _record_missing(result, "log group", group, exc)
-            continue
-        except client.AwsError as exc:
-            _record_missing(result, "log group", group, exc)
-            continue
-        if group not in ctx.existing_groups:
-            if not LogGroupStatus.objects.filter(name=group, exists=True, error="").exists():
-                LogGroupStatus.objects.update_or_create(name=group, defaults={"exists": True, "error": ""})
-            ctx.existing_groups.add(group)
-        if done is None or done[0] > read_from:
-            ctx.read_windows[group] = (read_from, end_ms)
-        else:
-            ctx.read_windows[group] = (done[0], max(done[1], end_ms))
-        _advance_cursor(job, group, cursor, start_ms, end_ms)
-
-
-def _advance_cursor(job: Job, group: str, cursor: LogCursor | None, start_ms: int, end_ms: int) -> None:
-    new_start = min(start_ms, cursor.start_ms) if cursor else start_ms
-    # Only a window that is over (minus the margin for late ingestion) counts as read.
-    safe_end = min(end_ms, parsers.to_epoch_ms(timezone.now()) - settings.AWSLOGS_LOG_MARGIN_SECONDS * 1000)
-    if cursor is None:
-        LogCursor.objects.create(job=job, log_group=group, start_ms=new_start, end_ms=max(safe_end, new_start - 1))
-    else:
-        store.update_if_changed(cursor, {"start_ms": new_start, "end_ms": max(cursor.end_ms, safe_end)})
 
 
 def _candidate_arns(ctx: PassContext, result: JobResult, job: Job, start: dt.datetime) -> dict[str, str]:
@@ -217,18 +104,14 @@ def _candidate_arns(ctx: PassContext, result: JobResult, job: Job, start: dt.dat
         try:
             sm_arn = ctx.state_machine_arn(sm_name)
         except client.AwsError as exc:
-            _record_missing(result, "state machine", sm_name, exc)
+            record_missing(result, "state machine", sm_name, exc)
             return found
         if sm_arn and not found:
             name = f"finalization-{job.listing_identity_id}-{job.toq_id}"
             found[sm_arn.replace(":stateMachine:", ":execution:") + ":" + name] = FoundVia.NAME
         return found
     # The validate Lambda's line is the only link before a callback.
-    for arn in (
-        LogEvent.objects.filter(job_toq_id=job.toq_id, msg="Started Step Function execution")
-        .exclude(execution_arn="")
-        .values_list("execution_arn", flat=True)
-    ):
+    for arn in sorted(ctx.validate_arns_of(job.toq_id)):
         found.setdefault(arn, FoundVia.VALIDATE_LOG)
     sm_name = f"listing-media-processing-sm-{settings.TOQ_ENV}"
     try:
@@ -240,23 +123,50 @@ def _candidate_arns(ctx: PassContext, result: JobResult, job: Job, start: dt.dat
         if known is None:
             known = dict(Execution.objects.filter(state_machine_arn=sm_arn).values_list("arn", "job_toq_id"))
             ctx.known_executions[sm_arn] = known
-        for listed in ctx.executions_since(sm_arn, start):
-            arn = listed["executionArn"]
-            if arn not in known:
-                # Read jobId from the input; store it whoever it belongs to (orphans stay visible).
-                describe = client.sfn_describe_execution(arn)
-                ctx.describes[arn] = describe
-                execution, _ = store.execution_store(describe=describe, found_via=FoundVia.LIST_EXECUTIONS)
-                known[arn] = execution.job_toq_id
-            if known[arn] == job.toq_id:
-                found.setdefault(arn, FoundVia.LIST_EXECUTIONS)
+            ctx.named[sm_arn] = Counter(known.values())
+        new = ctx.list_executions_since(sm_arn, start, known)
+        _discover(ctx, sm_arn, known, new)
+        ctx.index_listed(sm_arn, new, known)
+        for arn in ctx.listed_for_job(sm_arn, job.toq_id, start):
+            found.setdefault(arn, FoundVia.LIST_EXECUTIONS)
     except client.AwsError as exc:
-        _record_missing(result, "execution list", sm_name, exc)
+        record_missing(result, "execution list", sm_name, exc)
     return found
 
 
+def _discover(ctx: PassContext, sm_arn: str, known: dict[str, int | None], arns: list[str]) -> None:
+    """Describe listed executions not known yet, and store them whoever they belong to (the jobId
+    is in the input; orphans stay visible). A few queries for all of them, not a few each.
+
+    One whose jobId is a job of this pass is stored when that job collects it (with its history
+    and definition, one write instead of two); should the pass stop first, the next lists it again."""
+    if not arns:
+        return
+    for arn in arns:
+        if arn not in ctx.describes:
+            ctx.describes[arn] = client.sfn_describe_execution(arn)
+    toq_ids = {arn: parsers.parse_describe_execution(ctx.describes[arn]).job_toq_id for arn in arns}
+    generations = ctx.ensure_generations({t for t in toq_ids.values() if t is not None})
+    ctx.load_executions(arns)
+    ctx.named.setdefault(sm_arn, Counter()).update(toq_ids[arn] for arn in arns if arn not in known)
+    for arn in arns:
+        toq_id = toq_ids[arn]
+        known[arn] = toq_id
+        if ctx.executions[arn] is None and toq_id is not None and toq_id in ctx.pass_toq_ids:
+            continue
+        execution, _ = store.execution_store(
+            describe=ctx.describes[arn],
+            found_via=FoundVia.LIST_EXECUTIONS,
+            existing=ctx.executions[arn],
+            generations=generations,
+            sole_execution=ctx.sole_execution(sm_arn, arn, toq_id),
+        )
+        ctx.executions[arn] = execution
+        known[arn] = execution.job_toq_id
+
+
 def _collect_execution(ctx: PassContext, result: JobResult, arn: str, found_via: str) -> Execution | None:
-    existing = Execution.objects.filter(arn=arn).first()
+    existing = ctx.execution(arn)
     if existing and existing.is_closed and existing.history_complete and existing.definition is not None:
         return existing  # closed and complete: nothing can change any more
     describe = ctx.describes.pop(arn, None)
@@ -264,24 +174,45 @@ def _collect_execution(ctx: PassContext, result: JobResult, arn: str, found_via:
         try:
             describe = client.sfn_describe_execution(arn)
         except client.AwsError as exc:
-            _record_missing(result, "execution", arn, exc)
+            record_missing(result, "execution", arn, exc)
             return existing
     history: list[dict[str, Any]] | None = None
     try:
         history = client.sfn_get_execution_history(arn)
     except client.AwsError as exc:
-        _record_missing(result, "execution history", arn, exc)
+        record_missing(result, "execution history", arn, exc)
     definition: dict[str, Any] | None = None
     if existing is None or existing.definition is None:
         try:
             definition = client.sfn_describe_state_machine_for_execution(arn)
         except client.AwsError as exc:
-            _record_missing(result, "state machine definition", arn, exc)
+            record_missing(result, "state machine definition", arn, exc)
+    record = parsers.parse_describe_execution(describe)
+    generations = ctx.ensure_generations({record.job_toq_id} if record.job_toq_id is not None else set())
     execution, changed = store.execution_store(
-        describe=describe, found_via=found_via, history=history, definition=definition
+        describe=describe,
+        found_via=found_via,
+        history=history,
+        definition=definition,
+        existing=existing,
+        generations=generations,
+        sole_execution=existing is None and ctx.sole_execution(record.state_machine_arn, arn, record.job_toq_id),
     )
+    ctx.executions[arn] = execution
     result.changed |= changed
     return execution
+
+
+def _attribute_raw_keys(ctx: PassContext, job: Job, executions: list[Execution]) -> int:
+    """Record the job's raw keys (execution input, DLQ body, callback) and give the job the lines
+    that name only one of them (`Video thumbnail generation failed`, `Inspecting asset`, …)."""
+    links = rawkeys.raw_key_links(job=job, executions=executions, dlq_messages=ctx.dlq_messages_of(job.pk))
+    known = ctx.raw_keys_of(job.pk)
+    added = rawkeys.job_raw_keys_record(job=job, links=links, known=known)
+    keys = {key for key, _ in known}
+    return added + rawkeys.log_events_attribute_by_raw_key(
+        job=job, raw_keys=keys, windows=rawkeys.execution_windows(executions)
+    )
 
 
 def _collect_mediaconvert(result: JobResult, execution: Execution) -> None:
@@ -292,7 +223,7 @@ def _collect_mediaconvert(result: JobResult, execution: Execution) -> None:
         try:
             data = client.mediaconvert_get_job(job_id)
         except client.AwsError as exc:
-            _record_missing(result, "mediaconvert job", job_id, exc)
+            record_missing(result, "mediaconvert job", job_id, exc)
             continue
         _, changed = store.mediaconvert_job_store(data=data, execution=execution)
         result.changed |= changed
@@ -300,26 +231,13 @@ def _collect_mediaconvert(result: JobResult, execution: Execution) -> None:
             result.missing.append(Missing("mediaconvert job", job_id, MissingReason.NOT_YET))
 
 
-def _raw_assets(job: Job, executions: list[Execution]) -> list[tuple[str, str]]:
+def _raw_assets(ctx: PassContext, job: Job, executions: list[Execution]) -> list[tuple[str, str]]:
     """The raw keys a job processed: from its execution input, else the listing's mirrored assets."""
     for execution in executions:
-        data = parsers.loads_or_none(execution.input)
-        assets = data.get("assets") if isinstance(data, dict) else None
-        if isinstance(assets, list) and assets:
-            out = []
-            for asset in assets:
-                if isinstance(asset, dict) and asset.get("key"):
-                    out.append((str(asset["key"]), str(asset.get("type", ""))))
-                elif isinstance(asset, str):
-                    out.append((asset, "VIDEO" if "/video/" in asset else "PHOTO"))
-            return out
-    return [
-        (key, asset_type)
-        for key, asset_type in MediaAsset.objects.filter(
-            listing_identity_id=job.listing_identity_id, superseded_at__isnull=True, s3_key_raw__isnull=False
-        ).values_list("s3_key_raw", "asset_type")
-        if key
-    ]
+        assets = rawkeys.assets_raw_keys(parsers.loads_or_none(execution.input))
+        if assets:
+            return assets
+    return ctx.assets_of_listing(job.listing_identity_id)
 
 
 def _collect_s3(ctx: PassContext, result: JobResult, job: Job, executions: list[Execution]) -> None:
@@ -329,12 +247,14 @@ def _collect_s3(ctx: PassContext, result: JobResult, job: Job, executions: list[
         try:
             store.s3_objects_store(bucket=bucket, objects=client.s3_list_objects(bucket, prefix))
         except client.AwsError as exc:
-            _record_missing(result, "s3 listing", f"s3://{bucket}/{prefix}", exc)
+            record_missing(result, "s3 listing", f"s3://{bucket}/{prefix}", exc)
             return
         ctx.listed_prefixes.add(prefix)
     finalization = _is_finalization(job)
-    raw = [] if finalization else _raw_assets(job, executions)
+    raw = [] if finalization else _raw_assets(ctx, job, executions)
     expected = store.derivatives_expected(job=job, raw_assets=raw, with_zip=finalization and job.is_terminal)
+    if not expected and not ctx.checks.get(job.pk):
+        return  # nothing expected, nothing checked before: no query
     # ListObjectsV2 gives no content type: HEAD the expected derivatives that exist, once.
     for key in S3Object.objects.filter(bucket=bucket, key__in=[e.key for e in expected], content_type="").values_list(
         "key", flat=True
@@ -342,8 +262,8 @@ def _collect_s3(ctx: PassContext, result: JobResult, job: Job, executions: list[
         try:
             store.s3_object_head_store(bucket=bucket, key=key, head=client.s3_head_object(bucket, key))
         except client.AwsError as exc:
-            _record_missing(result, "s3 object", f"s3://{bucket}/{key}", exc)
-    checks = store.derivatives_check(job=job, bucket=bucket, raw_assets=raw, with_zip=finalization and job.is_terminal)
+            record_missing(result, "s3 object", f"s3://{bucket}/{key}", exc)
+    checks = store.derivatives_compare(job=job, bucket=bucket, expected=expected, existing=ctx.checks.get(job.pk))
     for check in checks:
         if check.outcome != "present":
             result.missing.append(Missing("s3 derivative", check.key, MissingReason.NOT_FOUND, check.outcome))
@@ -354,19 +274,25 @@ def job_evidence_collect(*, job_id: int, ctx: PassContext | None = None) -> JobR
 
     Idempotent: a second run against unchanged AWS state writes nothing.
     Raises Job.DoesNotExist for an unknown id."""
-    ctx = ctx or PassContext()
-    job = Job.objects.get(pk=job_id)
+    if ctx is None:
+        ctx = PassContext()
+        try:
+            return job_evidence_collect(job_id=job_id, ctx=ctx)
+        finally:
+            ctx.flush()
+    job = ctx.job(job_id)
     result = JobResult(job_id=job_id)
     start, end = job_window(job)
     if not _is_finalization(job):
-        _collect_logs(ctx, result, job, [validate_log_group()], start, end)
+        collect_logs(ctx, result, job, [validate_log_group()], start, end)
     executions: list[Execution] = []
     for arn, via in _candidate_arns(ctx, result, job, start).items():
         execution = _collect_execution(ctx, result, arn, via)
         if (
             execution is not None
             and execution.job_id != job.pk
-            and store.job_for_execution(execution.job_toq_id, execution.start_date) == job.pk
+            and store.job_for_execution(execution.job_toq_id, execution.start_date, generations=ctx.generations)
+            == job.pk
         ):
             # The job row appeared after the execution was stored (sync lag): no longer an orphan.
             execution = store.execution_link_job(execution=execution, job=job)
@@ -385,73 +311,30 @@ def job_evidence_collect(*, job_id: int, ctx: PassContext | None = None) -> JobR
     log_start = min([start, *[e.start_date - margin for e in executions if e.start_date]])
     log_end = max([end, *[(e.stop_date or timezone.now()) + margin for e in executions]])
     groups = [g for g in log_groups() if not (_is_finalization(job) and "/aws/stepfunctions/" in g)]
-    _collect_logs(ctx, result, job, groups, log_start, log_end)
+    collect_logs(ctx, result, job, groups, log_start, log_end)
+    result.changed |= bool(_attribute_raw_keys(ctx, job, executions))
     for execution in executions:
         result.changed |= bool(store.execution_link_invocations(execution=execution))
     _collect_s3(ctx, result, job, executions)
-    evidence_status_record(job=job, missing=result.missing)
+    evidence_status_record(job=job, missing=result.missing, ctx=ctx)
     return result
 
 
-def evidence_status_record(*, job: Job, missing: list[Missing]) -> bool:
+def evidence_status_record(*, job: Job, missing: list[Missing], ctx: PassContext | None = None) -> bool:
     """Write the job's EvidenceStatus only if it changed; returns whether it did."""
     # A missing log group is recorded on LogGroupStatus; it does not make a job's evidence incomplete
     # (a function that never ran for this job has no reason to have logs).
     unique = list({(m.item, m.target): m.as_dict() for m in missing}.values())
     blocking = [m for m in unique if m["item"] != "log group"]
     values = {"complete": not blocking, "missing": unique, "job_row_hash": str(job.row_hash)}
-    status = EvidenceStatus.objects.filter(job=job).first()
-    if status is None:
-        EvidenceStatus.objects.create(job=job, collected_at=timezone.now(), **values)
-        return True
-    if any(getattr(status, k) != v for k, v in values.items()):
-        values["collected_at"] = timezone.now()
-        return store.update_if_changed(status, values)
-    return False
-
-
-def lambda_configs_snapshot() -> tuple[int, list[Missing]]:
-    """GetFunctionConfiguration for every TOQ Lambda; a new snapshot only when the config changed."""
-    new, missing = 0, []
-    for name in lambda_function_names():
-        try:
-            data = client.lambda_get_function_configuration(name)
-        except client.AwsError as exc:
-            missing.append(Missing("lambda configuration", name, exc.reason, str(exc)))
-            continue
-        _, created = store.lambda_config_store(data=data)
-        new += int(created)
-    return new, missing
-
-
-def queues_snapshot(*, peek_batches: int = 5) -> tuple[int, list[Missing]]:
-    """Depth of the main queue and DLQ; DLQ messages peeked with VisibilityTimeout=0 (never deleted)."""
-    missing: list[Missing] = []
-    new_messages = 0
-    for queue_name in (settings.TOQ_MAIN_QUEUE, settings.TOQ_DLQ):
-        try:
-            url = client.sqs_get_queue_url(queue_name)
-            attrs = client.sqs_queue_attributes(url)
-        except client.AwsError as exc:
-            missing.append(Missing("queue", queue_name, exc.reason, str(exc)))
-            store.queue_snapshot_record(queue_name=queue_name, values={"error": str(exc)[:512]})
-            continue
-        store.queue_snapshot_record(
-            queue_name=queue_name,
-            values={
-                "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-                "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-            },
-        )
-        if queue_name == settings.TOQ_DLQ:
-            for _ in range(peek_batches):
-                messages = client.sqs_peek_messages(url, max_messages=10)
-                added = store.dlq_messages_store(queue_name=queue_name, messages=messages)
-                new_messages += added
-                if not messages or not added:
-                    break
-    return new_messages, missing
+    own = ctx is None
+    if ctx is None:
+        ctx = PassContext()
+        ctx.preload([job.pk])
+    changed = ctx.status_set(job, {**values, "collected_at": timezone.now()})
+    if own:
+        ctx.flush()
+    return changed
 
 
 def jobs_needing_evidence(*, limit: int) -> list[int]:
@@ -491,19 +374,27 @@ def evidence_pass(*, job_ids: list[int] | None = None, limit: int | None = None)
     summary.missing.extend(missing)
     ids = job_ids if job_ids is not None else jobs_needing_evidence(limit=limit or settings.AWSLOGS_DISPATCH_LIMIT)
     ctx = PassContext()
-    for job_id in ids:
-        try:
-            result = job_evidence_collect(job_id=job_id, ctx=ctx)
-        except client.AwsTransientError as exc:
-            # Foreground pass: no task retry here; record it, the next pass picks the job again.
-            logger.warning("awslogs: job %s: AWS still failing after retries: %s", job_id, exc)
-            job = Job.objects.get(pk=job_id)
-            evidence_status_record(job=job, missing=[Missing("collection", str(job), MissingReason.ERROR, str(exc))])
+    ctx.pass_toq_ids = set(Job.objects.filter(pk__in=ids).values_list("toq_id", flat=True))
+    try:
+        for index, job_id in enumerate(ids):
+            if index % PASS_BATCH == 0:
+                ctx.flush()
+                ctx.preload(ids[index : index + PASS_BATCH])
+            try:
+                result = job_evidence_collect(job_id=job_id, ctx=ctx)
+            except client.AwsTransientError as exc:
+                # Foreground pass: no task retry here; record it, the next pass picks the job again.
+                logger.warning("awslogs: job %s: AWS still failing after retries: %s", job_id, exc)
+                job = ctx.job(job_id)
+                missing = [Missing("collection", str(job), MissingReason.ERROR, str(exc))]
+                evidence_status_record(job=job, missing=missing, ctx=ctx)
+                summary.jobs += 1
+                summary.incomplete += 1
+                continue
             summary.jobs += 1
-            summary.incomplete += 1
-            continue
-        summary.jobs += 1
-        summary.executions += result.executions
-        summary.log_events += result.log_events
-        summary.incomplete += int(any(m.item != "log group" for m in result.missing))
+            summary.executions += result.executions
+            summary.log_events += result.log_events
+            summary.incomplete += int(any(m.item != "log group" for m in result.missing))
+    finally:
+        ctx.flush()  # what the jobs collected so far is kept, whatever stopped the pass
     return summary

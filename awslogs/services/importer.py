@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 
 from awslogs import parsers
-from awslogs.models import Execution, FoundVia
-from awslogs.services import store
+from awslogs.models import Execution, FoundVia, JobRawKey, LogEvent
+from awslogs.services import rawkeys, store
 
 
 class ImportFormatError(ValueError):
@@ -82,7 +83,26 @@ def aws_export_import(
     # Logs and histories may come in any order and from several runs: link what can be linked now.
     for execution in Execution.objects.filter(history_event_count__gt=0):
         store.execution_link_invocations(execution=execution)
+    _attribute_raw_keys({r.target for r in results if r.kind in _KIND_ORDER})
     return results
+
+
+def _attribute_raw_keys(imported_arns: set[str]) -> None:
+    """Lines that name only a raw key, given to the job whose execution input lists it: for the
+    executions imported now, and for jobs linked to a key that unattributed lines name."""
+    unattributed = LogEvent.objects.filter(job__isnull=True, job_toq_id__isnull=True).exclude(s3_key="")
+    linked = Q(job__raw_keys__raw_key__in=unattributed.values("s3_key"))
+    by_job: dict[int, list[Execution]] = {}
+    for execution in Execution.objects.filter(Q(arn__in=imported_arns) | linked, job__isnull=False).distinct():
+        if execution.job_id is not None:
+            by_job.setdefault(execution.job_id, []).append(execution)
+    for executions in by_job.values():
+        job = executions[0].job
+        if job is None:
+            continue
+        rawkeys.job_raw_keys_record(job=job, links=rawkeys.raw_key_links(job=job, executions=executions))
+        keys = set(JobRawKey.objects.filter(job=job).values_list("raw_key", flat=True))
+        rawkeys.log_events_attribute_by_raw_key(job=job, raw_keys=keys, windows=rawkeys.execution_windows(executions))
 
 
 def _import_one(path: Path, data: Any, kind: str, *, execution_arn: str, log_group: str, bucket: str) -> ImportResult:

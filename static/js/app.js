@@ -19,6 +19,26 @@
     });
   });
 
+  // An evidence link (#log-… / #ev-…) whose row is on another page of its panel (logs and history
+  // are paged): load the panel on the page holding the row, then jump to it. Rows already on screen
+  // are reached by the plain anchor.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a.evidence-link[data-panel-url]");
+    if (!link || !window.htmx) {
+      return;
+    }
+    var anchor = link.getAttribute("href").split("#")[1];
+    if (!anchor || document.getElementById(anchor) || !document.querySelector(link.dataset.panel)) {
+      return;
+    }
+    event.preventDefault();
+    window.htmx
+      .ajax("GET", link.dataset.panelUrl, { target: link.dataset.panel, swap: "outerHTML" })
+      .then(function () {
+        window.location.hash = anchor;
+      });
+  });
+
   // Live refresh pauses in a hidden tab: htmx's trigger filters would need eval (forbidden by
   // the CSP), so the poll request is cancelled here instead; the next tick after the tab is
   // shown again refreshes.

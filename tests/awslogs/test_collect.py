@@ -16,6 +16,7 @@ from awslogs.models import (
     EvidenceStatus,
     Execution,
     HistoryEvent,
+    JobRawKey,
     LambdaConfigSnapshot,
     LogCursor,
     LogEvent,
@@ -44,6 +45,7 @@ EVIDENCE_MODELS = (
     DerivativeCheck,
     MediaConvertJob,
     EvidenceStatus,
+    JobRawKey,
 )
 
 
@@ -56,9 +58,12 @@ def _create_machine(sfn: Any) -> str:
     return sfn.create_state_machine(name=PROCESSING_SM, definition=MINIMAL_DEFINITION, roleArn=ROLE)["stateMachineArn"]
 
 
-def _rebased_log_events(relative: str, base: dt.datetime) -> tuple[list[dict[str, Any]], dict[str, list[dict]]]:
-    """Sample events moved to `base` (moto, like CloudWatch, refuses events older than 14 days)."""
-    events = load_fixture(relative)["events"]
+def _rebased_log_events(
+    relative: str, base: dt.datetime, without: tuple[str, ...] = ()
+) -> tuple[list[dict[str, Any]], dict[str, list[dict]]]:
+    """Sample events moved to `base` (moto, like CloudWatch, refuses events older than 14 days);
+    lines containing any of `without` left out."""
+    events = [e for e in load_fixture(relative)["events"] if not any(w in e["message"] for w in without)]
     first = events[0]["timestamp"]
     offset = int(base.timestamp() * 1000) - first
     by_stream: dict[str, list[dict]] = {}
@@ -76,7 +81,9 @@ def _put_logs(logs: Any, group: str, by_stream: dict[str, list[dict]]) -> None:
         logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
 
-def _setup_job37(aws: FakeAws, clients: dict[str, Any], *, with_mediaconvert: bool = True) -> None:
+def _setup_job37(
+    aws: FakeAws, clients: dict[str, Any], *, with_mediaconvert: bool = True, without: tuple[str, ...] = ()
+) -> None:
     """The job-37 incident in moto + the fake endpoint: execution found through ListExecutions."""
     sfn, logs, s3 = clients["stepfunctions"], clients["logs"], clients["s3"]
     sm_arn = _create_machine(sfn)
@@ -92,7 +99,7 @@ def _setup_job37(aws: FakeAws, clients: dict[str, Any], *, with_mediaconvert: bo
         aws.mediaconvert_jobs["1767628487824-jisa49"] = load_fixture("mediaconvert/1767628487824-jisa49.get-job.json")
     base = timezone.now() - dt.timedelta(minutes=3)
     for fn in ("validate", "thumbnails", "video_thumbnails", "consolidate", "callback-dispatch"):
-        _, by_stream = _rebased_log_events(f"logs/listing-media-{fn}-staging.filter-log-events.json", base)
+        _, by_stream = _rebased_log_events(f"logs/listing-media-{fn}-staging.filter-log-events.json", base, without)
         _put_logs(logs, f"/aws/lambda/listing-media-{fn}-staging", by_stream)
     s3.create_bucket(Bucket="toq-listing-medias")
     for obj in load_fixture("s3/list-objects-v2.json")["Contents"]:

@@ -233,7 +233,7 @@ def test_job_page_query_count(client, support, django_assert_num_queries):
         make_asset(200 + i, sequence=2 + i, s3_key_raw=f"16/raw/{i}.jpg")
     make_job(37, generation=0, superseded_at=timezone.now())
     # job, listing, assets, observations, generations, notes (+ their authors, joined)
-    with django_assert_num_queries(AUTH_QUERIES + 6):
+    with django_assert_num_queries(AUTH_QUERIES + 7):  # + the admin-link role check
         response = client.get("/jobs/37/")
     assert response.status_code == 200
 
@@ -294,7 +294,7 @@ def test_job_page_shows_the_mirror(client, support):
         'id="job-derivatives"',
         'id="job-logs"',
         'id="job-disagreements"',
-        "AWS evidence is not collected yet",
+        'id="job-history-raw"',
     ):
         assert expected in text, expected
     # Times: display time zone on screen, UTC on hover.

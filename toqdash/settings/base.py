@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django_filters",
     "jobs",
     "awslogs",
+    "diagnosis",
+    "reprocess",
 ]
 
 MIDDLEWARE = [
@@ -188,6 +190,8 @@ TOQ_STUCK_AFTER_MINUTES = env.int("TOQ_STUCK_AFTER_MINUTES", default=60)
 # Diagnosis: a processing job still PENDING this many minutes after it began is reported as FM-29
 # (stuck). Processing runs take about a minute; the default leaves room for long videos.
 DIAGNOSIS_STUCK_AFTER_MINUTES = env.int("DIAGNOSIS_STUCK_AFTER_MINUTES", default=60)
+# A failure group seen again after this many days without a new job counts as a regression.
+DIAGNOSIS_REGRESSION_QUIET_DAYS = env.int("DIAGNOSIS_REGRESSION_QUIET_DAYS", default=7)
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
@@ -206,6 +210,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(TOQ_SYNC_INTERVAL_SECONDS),
         "options": {"expires": TOQ_SYNC_INTERVAL_SECONDS * 1.5},
     },
+}
+
+CELERY_BEAT_SCHEDULE["every-2m-diagnosis-dispatch"] = {
+    # Diagnoses jobs whose evidence or the engine changed; cheap when nothing did.
+    "task": "diagnosis.diagnose_dispatch",
+    "schedule": 120.0,
+    "options": {"expires": 180},
+}
+CELERY_BEAT_SCHEDULE["every-15m-diagnosis-groups-refresh"] = {
+    "task": "diagnosis.failure_groups_refresh",
+    "schedule": 900.0,
+    "options": {"expires": 1350},
 }
 
 # --- Logging ------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Builds an SQLite TOQ source (TOQ's schema, the job-37 incident and a few recent jobs) at the
 `toq` alias's path on first run — reused afterwards unless --reset — mirrors it through the real
-sync, and creates one demo user per role. Refuses to run against anything but an SQLite source:
+sync, imports the bundled job-37 AWS exports through `import_aws`, diagnoses every job and
+creates one demo user per role. Refuses to run against anything but an SQLite source:
 it never writes a real TOQ database.
 """
 
@@ -16,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.demo import build_demo_source
+from jobs.demo import build_demo_source, demo_evidence_load
 from jobs.roles import ADMIN, ENGINEER, ROLE_ORDER, SUPPORT, ensure_roles
 from jobs.sync import toq_sync
 
@@ -47,6 +48,9 @@ class Command(BaseCommand):
         if not result.ok:
             raise CommandError(result.summary())
         self.stdout.write(result.summary())
+        # The job-37 AWS evidence through the real import path, then every job's diagnosis.
+        counts = demo_evidence_load()
+        self.stdout.write("demo AWS evidence imported: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
         self._users()
 
     def _users(self) -> None:
