@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 
 from awslogs import parsers
@@ -143,11 +144,23 @@ def _import_one(path: Path, data: Any, kind: str, *, execution_arn: str, log_gro
         )
     if kind == "mediaconvert-get-job":
         job_id = str(data["Job"].get("Id", ""))
-        linked = Execution.objects.filter(timeline__mediaconvert_job_ids__contains=[job_id]).first()
+        linked = _execution_of_mediaconvert_job(job_id)
         _, changed = store.mediaconvert_job_store(data=data, execution=linked)
         return ImportResult(str(path), kind, int(changed), job_id)
     _, created = store.lambda_config_store(data=data)
     return ImportResult(str(path), kind, int(created), str(data.get("FunctionName")))
+
+
+def _execution_of_mediaconvert_job(job_id: str) -> Execution | None:
+    """The execution whose ProcessVideos output named this MediaConvert job."""
+    if connection.features.supports_json_field_contains:
+        return Execution.objects.filter(timeline__mediaconvert_job_ids__contains=[job_id]).first()
+    # SQLite (the embedded demo) has no JSON containment lookup: scan the executions' timelines.
+    for execution in Execution.objects.only("id", "timeline").iterator():
+        timeline = execution.timeline if isinstance(execution.timeline, dict) else {}
+        if job_id in (timeline.get("mediaconvert_job_ids") or []):
+            return execution
+    return None
 
 
 def _line_time(line: str) -> int | None:

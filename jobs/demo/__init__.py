@@ -163,18 +163,11 @@ def demo_evidence_load() -> dict[str, int]:
     `diagnose_job` writes nothing when evidence and engine are unchanged."""
     # Imported here: the demo source builder above must stay importable without the apps loaded.
     from django.core.management import call_command
-    from django.db import connection
 
     from diagnosis.services import diagnose_job
     from jobs.models import Job
 
     files = demo_aws_exports()
-    if not connection.features.supports_json_field_contains:
-        # XXX(ui): the importer links a MediaConvert job to its execution with a JSONField
-        # `__contains` lookup, which SQLite lacks (NotSupportedError). Until awslogs links it
-        # another way, the SQLite demo leaves out the MediaConvert export (corroboration only:
-        # the diagnosis of job 37 does not depend on it).
-        files = [p for p in files if not p.name.endswith(".get-job.json")]
     call_command("import_aws", *[str(p) for p in files], stdout=StringIO())
     changed = 0
     job_pks = list(Job.objects.order_by("pk").values_list("pk", flat=True))
