@@ -126,6 +126,11 @@ def _client(service: str) -> Any:
     return cache[key]
 
 
+def aws_client(service: str) -> Any:
+    """The shared, cached boto3 client of a service, for the other apps' AWS calls (reprocess)."""
+    return _client(service)
+
+
 def credentials_available() -> bool:
     """Whether the standard AWS credential chain yields anything (env, profile, role...)."""
     return boto3.session.Session().get_credentials() is not None

@@ -1,10 +1,8 @@
-"""The reprocess app's own thin boto3 wrapper: the AWS *writes* toqdash makes.
+"""The AWS *writes* toqdash makes (SQS SendMessage, StartExecution, RedriveExecution).
 
-Why not awslogs/client.py (house style §7 makes it the only boto3 module): that module is being
-edited by another engineer while this app is built, and it is read-only by design (evidence
-collection). This module copies its client configuration (standard retries, timeouts, endpoints
-from `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`, which boto3 reads itself: we never pass
-`endpoint_url`) and should be folded into it once it is free.
+Clients come from awslogs.client (the one module that builds boto3 clients: retries, timeouts,
+endpoints from `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`, which boto3 reads itself); the
+operations live here because awslogs only reads (evidence collection).
 
 Writes are not retried by us beyond botocore's standard mode: SQS SendMessage has no idempotency
 token, so a blind retry could send twice. StartExecution is idempotent by name and RedriveExecution
@@ -14,14 +12,11 @@ by client token; the service relies on both.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import threading
 from typing import Any
 
-import boto3
-import botocore.config
 import botocore.exceptions
-from django.conf import settings
+
+from awslogs.client import aws_client as _client
 
 
 class ReprocessAwsError(Exception):
@@ -35,27 +30,6 @@ class ReprocessAwsError(Exception):
 
     def as_dict(self) -> dict[str, str]:
         return {"operation": self.operation, "code": self.code, "message": self.message}
-
-
-_local = threading.local()
-
-
-def _client(service: str) -> Any:
-    """A cached client per (thread, service, credentials, region, endpoint env)."""
-    cache: dict[tuple[str, ...], Any] = getattr(_local, "clients", None) or {}
-    _local.clients = cache
-    endpoints = tuple(sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")))
-    key = (service, os.environ.get("AWS_ACCESS_KEY_ID", ""), str(settings.AWS_DEFAULT_REGION), *endpoints)
-    if key not in cache:
-        config = botocore.config.Config(
-            retries={"mode": settings.AWS_RETRY_MODE, "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
-            connect_timeout=settings.AWS_CONNECT_TIMEOUT,
-            read_timeout=settings.AWS_READ_TIMEOUT,
-            user_agent_extra="toqdash-reprocess",
-        )
-        session = boto3.session.Session(region_name=settings.AWS_DEFAULT_REGION)
-        cache[key] = session.client(service, config=config)
-    return cache[key]
 
 
 def _jsonable(value: Any) -> Any:
