@@ -58,7 +58,7 @@ def generate(jobs: int, assets: int) -> None:
     cur.execute(f"USE {SRC_DB}")
     ddl = (ROOT / "tests" / "fixtures" / "toq_schema_mariadb.sql").read_text()
     sys.path.insert(0, str(ROOT))
-    from tests.conftest import _split_sql
+    from tests.sqlscript import split_sql as _split_sql
 
     for stmt in _split_sql(ddl):
         cur.execute(stmt)

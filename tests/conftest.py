@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from django.db import connections
 
+from tests.sqlscript import split_sql as _split_sql
+
 FIXTURES = Path(__file__).parent / "fixtures"
 # TOQ's test database in MariaDB: the `toq` alias's (TOQ_DATABASE_URL, default toq_test).
 TOQ_TEST_DB = connections.settings["toq"]["NAME"] if "toq" in connections.settings else "toq_test"
@@ -93,40 +95,6 @@ class ToqMySQL:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _split_sql(text: str) -> list[str]:
-    out: list[str] = []
-    buf: list[str] = []
-    in_str: str | None = None
-    i = 0
-    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("--")]
-    src = "\n".join(lines)
-    while i < len(src):
-        ch = src[i]
-        if in_str:
-            buf.append(ch)
-            if ch == "\\" and i + 1 < len(src):
-                buf.append(src[i + 1])
-                i += 2
-                continue
-            if ch == in_str:
-                in_str = None
-        elif ch in ("'", '"', "`"):
-            in_str = ch
-            buf.append(ch)
-        elif ch == ";":
-            stmt = "".join(buf).strip()
-            if stmt:
-                out.append(stmt)
-            buf = []
-        else:
-            buf.append(ch)
-        i += 1
-    tail = "".join(buf).strip()
-    if tail:
-        out.append(tail)
-    return out
 
 
 # Tests that read TOQ through toqdash declare `@pytest.mark.django_db(databases=TOQ_DATABASES)`:
