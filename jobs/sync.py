@@ -401,10 +401,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _model_fields(model: type[Model]) -> list[str]:
-    return [f.attname for f in model._meta.concrete_fields if not f.primary_key]
-
-
 class _Writer:
     """Bulk writes of mirror rows. PostgreSQL: COPY (inserts) and COPY into a temporary table +
     one UPDATE … FROM (updates) — the sync's hot path; elsewhere (the SQLite demo) the ORM's
@@ -473,7 +469,6 @@ class _Applier:
         self.e = entity
         self.stats = stats
         self.now = now
-        self.fields = _model_fields(entity.model)
         self.writer = _Writer(entity.model)
         self.fresh = {
             "generation": 1,
@@ -711,11 +706,10 @@ class SyncPass:
             )
         )
         mirror_hashes = dict(_mirror_live(entity.model).filter(toq_id__in=list(ids)).values_list("toq_id", "row_hash"))
-        self._reconcile(entity, {int(k): int(v) for k, v in source_hashes.items()}, mirror_hashes, ids)
+        self._reconcile(entity, {int(k): int(v) for k, v in source_hashes.items()}, mirror_hashes)
 
-    def _reconcile(
-        self, entity: Entity, source_hashes: dict[int, int], mirror_hashes: dict[int, int], scope: Sequence[int] | None
-    ) -> None:
+    def _reconcile(self, entity: Entity, source_hashes: dict[int, int], mirror_hashes: dict[int, int]) -> None:
+        """Read in full the rows whose hash differs; mark disappeared the ids the source lacks."""
         src = entity.source
         changed = [i for i, h in source_hashes.items() if mirror_hashes.get(i) != h]
         gone = [i for i in mirror_hashes if i not in source_hashes]
@@ -763,7 +757,7 @@ class SyncPass:
                     [lo, hi],
                 )
             }
-            self._reconcile(entity, source_hashes, _mirror_hashes_in_range(entity.model, lo, hi), None)
+            self._reconcile(entity, source_hashes, _mirror_hashes_in_range(entity.model, lo, hi))
             done += len(group)
             self.progress(src.name, "changed chunks", done, len(differing))
 
