@@ -15,7 +15,8 @@ from django.utils import timezone
 from diagnosis.models import FailureGroup, Finding, Role
 
 
-def _origin_findings() -> QuerySet[Finding]:
+def origin_findings() -> QuerySet[Finding]:
+    """Origin findings of current jobs that have a signature, annotated with `seen_at` (job time)."""
     return (
         Finding.objects.filter(role=Role.ORIGIN, diagnosis__job__superseded_at__isnull=True)
         .exclude(signature="")
@@ -52,9 +53,9 @@ def failure_groups_refresh(*, quiet_days: int | None = None, now: datetime | Non
     """
     quiet = timedelta(days=settings.DIAGNOSIS_REGRESSION_QUIET_DAYS if quiet_days is None else quiet_days)
     now = now or timezone.now()
-    # `seen_at` is annotated by _origin_findings(); the django-stubs plugin cannot follow it.
+    # `seen_at` is annotated by origin_findings(); the django-stubs plugin cannot follow it.
     rows = (
-        _origin_findings()
+        origin_findings()
         .values_list(  # type: ignore[misc]
             "signature",
             "failure_mode",
@@ -126,7 +127,7 @@ def failure_group_trend(*, signature: str, days: int = 30, now: datetime | None 
     start = (now - timedelta(days=days - 1)).date()
     counts: dict[date, int] = defaultdict(int)
     for row in (
-        _origin_findings()
+        origin_findings()
         .filter(signature=signature)
         .annotate(day=TruncDate("seen_at"))
         .filter(day__gte=start)
@@ -138,4 +139,4 @@ def failure_group_trend(*, signature: str, days: int = 30, now: datetime | None 
 
 
 def jobs_in_group(*, signature: str) -> QuerySet[Finding]:
-    return _origin_findings().filter(signature=signature).select_related("diagnosis__job")
+    return origin_findings().filter(signature=signature).select_related("diagnosis__job")

@@ -164,3 +164,89 @@ class GroupNote(AppendOnly):
 
     def __str__(self) -> str:
         return f"note on {self.group_id}"
+
+
+class AlertKind(models.TextChoices):
+    NEW_GROUP = "new_group", _("New failure group")
+    REGRESSION = "regression", _("Regression (group seen again after a quiet period)")
+    SPIKE = "spike", _("Spike (a group's hourly count far above its usual)")
+    STUCK_JOBS = "stuck_jobs", _("Jobs stuck past a threshold")
+
+
+class AlertRule(models.Model):
+    """Who is told about which kind of event, and when not to (edited in Django admin)."""
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    enabled = models.BooleanField(default=True)
+    spike_factor = models.FloatField(
+        default=5.0, help_text=_("Spike: last hour's count ≥ this × the group's hourly average of the previous 7 days.")
+    )
+    spike_min_count = models.PositiveIntegerField(
+        default=10, help_text=_("Spike: at least this many jobs in the last hour (ignores tiny groups).")
+    )
+    stuck_after_minutes = models.PositiveIntegerField(
+        default=60, help_text=_("Stuck jobs: not terminal this many minutes after they were created.")
+    )
+    recipients = models.TextField(blank=True, help_text=_("E-mail addresses, one per line or comma-separated."))
+    webhook_url = models.URLField(blank=True, max_length=500, help_text=_("Slack-compatible incoming webhook."))
+    # In settings.DISPLAY_TIME_ZONE. start > end spans midnight (22:00–07:00); unset or equal: none.
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=AlertKind.values), name="alertrule_kind_valid"),
+            models.CheckConstraint(condition=models.Q(spike_factor__gt=0), name="alertrule_spike_factor_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    @property
+    def recipient_list(self) -> list[str]:
+        return [r.strip() for r in self.recipients.replace(",", "\n").splitlines() if r.strip()]
+
+
+class AlertChannel(models.TextChoices):
+    EMAIL = "email", _("E-mail")
+    WEBHOOK = "webhook", _("Webhook")
+
+
+class DeliveryStatus(models.TextChoices):
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed (retried on a later evaluation)")
+
+
+class AlertDelivery(models.Model):
+    """One alert event sent (or tried) for one rule on one channel.
+
+    Unique per (rule, channel, dedup key), not per key alone: two rules may both want the same event,
+    and a failed webhook is retried without sending the e-mail that already went out again.
+    """
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="deliveries")
+    # "new_group:<signature>", "regression:<signature>:<regressed_at>", "spike:<signature>:<hour>", "stuck:<job pk>"
+    dedup_key = models.CharField(max_length=200)
+    channel = models.CharField(max_length=16, choices=AlertChannel.choices)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.SENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        verbose_name_plural = "alert deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "channel", "dedup_key"], name="alertdelivery_dedup_uniq"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=DeliveryStatus.values), name="alertdelivery_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dedup_key} via {self.channel}: {self.status}"

@@ -10,8 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from diagnosis.engine import ENGINE_VERSION, diagnose
+from diagnosis.engine import Finding as EngineFinding
 from diagnosis.models import Diagnosis, Finding
-from diagnosis.selectors import evidence_for_job
+from diagnosis.selectors import evidence_for_jobs
 from jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -30,31 +31,58 @@ def diagnose_job(*, job_id: int, force: bool = False) -> DiagnoseResult:
     is written. Otherwise its findings are replaced in one transaction. Raises Job.DoesNotExist.
     """
     job = Job.objects.get(pk=job_id)
+    return _diagnose([job], force=force)[job.pk]
+
+
+def diagnose_jobs(*, job_ids: list[int], force: bool = False) -> int:
+    """Diagnose several mirror jobs (pks) like diagnose_job, with batched reads and writes.
+
+    Returns how many stored diagnoses changed. Vanished jobs are skipped. Callers bound the batch
+    (DIAGNOSE_BATCH_SIZE): the evidence of the whole batch is held in memory.
+    """
+    jobs = list(Job.objects.filter(pk__in=job_ids).order_by("pk"))
+    return sum(r.changed for r in _diagnose(jobs, force=force).values()) if jobs else 0
+
+
+def _diagnose(jobs: list[Job], *, force: bool) -> dict[int, DiagnoseResult]:
     now = timezone.now()
-    evidence = evidence_for_job(job=job, now=now)
+    evidences = evidence_for_jobs(jobs=jobs, now=now)
+    existing = {d.job_id: d for d in Diagnosis.objects.filter(job__in=jobs)}
     stuck_after = settings.DIAGNOSIS_STUCK_AFTER_MINUTES
-    findings = diagnose(evidence, stuck_after_minutes=stuck_after)
-    # `now` is not part of the evidence, but whether the job counts as stuck is.
-    fingerprint = evidence.fingerprint()[:48] + ("-stuck" if any(f.failure_mode == "FM-29" for f in findings) else "")
-    existing = Diagnosis.objects.filter(job=job).first()
-    if (
-        existing is not None
-        and not force
-        and existing.engine_version == ENGINE_VERSION
-        and existing.evidence_fingerprint == fingerprint
-    ):
-        return DiagnoseResult(diagnosis=existing, changed=False)
+    results: dict[int, DiagnoseResult] = {}
+    changed: list[tuple[Diagnosis, list[EngineFinding]]] = []
+    for job in jobs:
+        findings = diagnose(evidences[job.pk], stuck_after_minutes=stuck_after)
+        # `now` is not part of the evidence, but whether the job counts as stuck is.
+        stuck = "-stuck" if any(f.failure_mode == "FM-29" for f in findings) else ""
+        fingerprint = evidences[job.pk].fingerprint()[:48] + stuck
+        old = existing.get(job.pk)
+        if (
+            old is not None
+            and not force
+            and old.engine_version == ENGINE_VERSION
+            and old.evidence_fingerprint == fingerprint
+        ):
+            results[job.pk] = DiagnoseResult(diagnosis=old, changed=False)
+            continue
+        diagnosis = old or Diagnosis(job=job)
+        diagnosis.engine_version = ENGINE_VERSION
+        diagnosis.evidence_fingerprint = fingerprint
+        diagnosis.computed_at = now
+        diagnosis.job_status = job.status
+        changed.append((diagnosis, findings))
+        results[job.pk] = DiagnoseResult(diagnosis=diagnosis, changed=True)
+    if not changed:
+        return results
     with transaction.atomic():
-        diagnosis, _created = Diagnosis.objects.update_or_create(
-            job=job,
-            defaults={
-                "engine_version": ENGINE_VERSION,
-                "evidence_fingerprint": fingerprint,
-                "computed_at": now,
-                "job_status": job.status,
-            },
+        fields = ["engine_version", "evidence_fingerprint", "computed_at", "job_status"]
+        Diagnosis.objects.bulk_update([d for d, _ in changed if d.pk is not None], fields)
+        # One row per job (OneToOne): an upsert, so a concurrent first diagnosis of the same job
+        # updates the row the other worker inserted instead of failing. PostgreSQL returns the pks.
+        Diagnosis.objects.bulk_create(
+            [d for d, _ in changed if d.pk is None], update_conflicts=True, unique_fields=["job"], update_fields=fields
         )
-        diagnosis.findings.all().delete()
+        Finding.objects.filter(diagnosis__in=[d.pk for d, _ in changed]).delete()
         Finding.objects.bulk_create(
             [
                 Finding(
@@ -76,11 +104,15 @@ def diagnose_job(*, job_id: int, force: bool = False) -> DiagnoseResult:
                     signature=f.signature,
                     signature_text=f.signature_text,
                 )
+                for diagnosis, findings in changed
                 for i, f in enumerate(findings)
-            ]
+            ],
+            batch_size=2000,
         )
-    logger.info("diagnosed job %s (pk %s): %d findings", job.toq_id, job.pk, len(findings))
-    return DiagnoseResult(diagnosis=diagnosis, changed=True)
+    toq_ids = {j.pk: j.toq_id for j in jobs}
+    for diagnosis, findings in changed:
+        logger.info("diagnosed job %s (pk %s): %d findings", toq_ids[diagnosis.job_id], diagnosis.job_id, len(findings))
+    return results
 
 
 def diagnoses_outdated(*, limit: int) -> list[int]:

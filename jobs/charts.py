@@ -5,7 +5,7 @@ The dict goes to the page through `json_script`; static/js/charts.js draws it.""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import plotly.graph_objects as go
@@ -147,5 +147,66 @@ def timeline_figure(data: TimelineData, *, now: datetime) -> dict[str, Any]:
             "categoryarray": [*marker_rows, *rows],
         },
         legend={"orientation": "h", "y": -0.2},
+    )
+    return json.loads(fig.to_json())  # type: ignore[no-any-return]
+
+
+FAILURE_MODE_PALETTE = [
+    "#c62828",
+    "#1565c0",
+    "#2e7d32",
+    "#ef6c00",
+    "#6a1b9a",
+    "#00838f",
+    "#ad1457",
+    "#4e342e",
+    "#558b2f",
+    "#37474f",
+]
+
+
+def sparkline_figure(points: list[tuple[date, int]]) -> dict[str, Any]:
+    """A failure group's jobs per day: a small bar chart without axes (hover shows day and count)."""
+    fig = go.Figure(
+        go.Bar(
+            x=[day.isoformat() for day, _n in points],
+            y=[n for _day, n in points],
+            marker={"color": "#c62828"},
+            hovertemplate="%{x}: %{y}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=40,
+        width=160,
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        showlegend=False,
+        bargap=0.1,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        xaxis={"visible": False, "type": "date"},
+        yaxis={"visible": False, "rangemode": "tozero"},
+    )
+    return json.loads(fig.to_json())  # type: ignore[no-any-return]
+
+
+def failures_per_day_figure(days: list[date], series: dict[str, list[int]]) -> dict[str, Any]:
+    """Stacked bars: failed jobs per day, one colour per failure mode of the origin finding."""
+    fig = go.Figure()
+    for i, (failure_mode, counts) in enumerate(series.items()):
+        fig.add_trace(
+            go.Bar(
+                name=failure_mode,
+                x=[day.isoformat() for day in days],
+                y=counts,
+                marker={"color": FAILURE_MODE_PALETTE[i % len(FAILURE_MODE_PALETTE)]},
+            )
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=320,
+        margin={"l": 40, "r": 10, "t": 10, "b": 40},
+        xaxis={"type": "date", "title": _("day")},
+        yaxis={"title": _("failed jobs"), "rangemode": "tozero"},
+        legend={"orientation": "h", "y": -0.25},
     )
     return json.loads(fig.to_json())  # type: ignore[no-any-return]

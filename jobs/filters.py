@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import django_filters
 from django import forms
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils.translation import gettext_lazy as _
 
 from . import selectors
@@ -18,6 +20,15 @@ from .models import JobKind, JobQuerySet, JobStatus
 def _day_start(day: date) -> datetime:
     """Dates typed by a person are days in the display time zone, not in UTC."""
     return datetime.combine(day, time.min, tzinfo=ZoneInfo(settings.DISPLAY_TIME_ZONE))
+
+
+FAILURE_MODES = [(f"FM-{n:02d}", f"FM-{n:02d}") for n in range(1, 40)]
+
+
+def _origin_findings_of_job() -> Any:
+    from diagnosis.models import Finding, Role
+
+    return Finding.objects.filter(diagnosis__job=OuterRef("pk"), role=Role.ORIGIN)
 
 
 class JobFilter(django_filters.FilterSet):
@@ -37,6 +48,12 @@ class JobFilter(django_filters.FilterSet):
     started_to = django_filters.DateFilter(
         label=_("Started until"), field_name="started_at", method="filter_to", widget=forms.DateInput({"type": "date"})
     )
+    # Static choices (the reference's FM-01..FM-39): rendering the form runs no query.
+    failure_mode = django_filters.ChoiceFilter(
+        label=_("Failure mode"), choices=FAILURE_MODES, empty_label=_("any"), method="filter_failure_mode"
+    )
+    # A group id (from the group page's link), not a select of every group: no query to render.
+    group = django_filters.NumberFilter(label=_("Failure group"), method="filter_group", min_value=1)
     stuck = django_filters.BooleanFilter(
         label=_("Stuck only"), method="filter_stuck", widget=forms.CheckboxInput(), field_name="stuck"
     )
@@ -51,6 +68,17 @@ class JobFilter(django_filters.FilterSet):
     def filter_to(self, queryset: JobQuerySet, name: str, value: date) -> JobQuerySet:
         # Inclusive of the whole day typed.
         return queryset.filter(**{f"{name}__lt": _day_start(value + timedelta(days=1))})
+
+    def filter_failure_mode(self, queryset: JobQuerySet, name: str, value: str) -> JobQuerySet:
+        """By the failure mode of the job's stored origin finding."""
+        return queryset.filter(Exists(_origin_findings_of_job().filter(failure_mode=value)))
+
+    def filter_group(self, queryset: JobQuerySet, name: str, value: Decimal) -> JobQuerySet:
+        """Jobs whose origin finding has the group's signature (one query, the group as a subquery)."""
+        from diagnosis.models import FailureGroup
+
+        signature = Subquery(FailureGroup.objects.filter(pk=int(value)).values("signature")[:1])
+        return queryset.filter(Exists(_origin_findings_of_job().filter(signature=signature)))
 
     def filter_stuck(self, queryset: JobQuerySet, name: str, value: bool | None) -> JobQuerySet:
         return selectors.job_filter_stuck(queryset) if value else queryset

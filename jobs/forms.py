@@ -95,3 +95,29 @@ class AnnotationForm(forms.Form):
 
     def clean_verdict(self) -> str:
         return self.cleaned_data.get("verdict") or "note"
+
+
+class GroupNoteForm(forms.Form):
+    """A note on a failure group (GroupNote rows are append-only: no edit form exists)."""
+
+    text = forms.CharField(
+        label=_("Add a note to this group"),
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": 4000}),
+    )
+
+
+class LookupForm(forms.Form):
+    q = forms.CharField(
+        label=_("Look up"),
+        required=False,
+        max_length=4000,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": _("Paste a log line, ARN, request id, S3 key, listing or job id"),
+                "size": 60,
+                "type": "search",
+            }
+        ),
+    )

@@ -7,16 +7,19 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Q, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import Job, JobNote, JobObservation, JobQuerySet, JobStatus, Listing, MediaAsset, SyncRun
+
+if TYPE_CHECKING:
+    from diagnosis.models import FailureGroup, Finding, GroupNote
 
 
 def job_list() -> JobQuerySet:
@@ -746,4 +749,193 @@ def job_derivative_matrix(*, job: Job) -> DerivativeMatrix | None:
         kinds=kinds,
         rows=[(raw, [by_kind.get(k) for k in kinds]) for raw, by_kind in by_raw.items()],
         from_checks=from_checks,
+    )
+
+
+# --- failure groups and the overview page (reads of diagnosis/ and awslogs/ rows; no writes)
+
+GROUP_LIST_LIMIT = 200
+GROUP_JOBS_LIMIT = 100
+TREND_DAYS = 30
+
+
+def _origin_findings() -> QuerySet[Finding]:
+    """Origin findings of current job generations, with the time the job was seen failing.
+
+    Same `seen_at` as diagnosis.groups (which counts the groups), so trends match the counts."""
+    from diagnosis.models import Finding, Role
+
+    return Finding.objects.filter(role=Role.ORIGIN, diagnosis__job__superseded_at__isnull=True).annotate(
+        seen_at=Coalesce(
+            "diagnosis__job__completed_at",
+            "diagnosis__job__started_at",
+            "diagnosis__job__created_at",
+            "diagnosis__job__first_seen_at",
+        )
+    )
+
+
+def _days(now: datetime, days: int) -> list[Any]:
+    start = timezone.localdate(now, timezone.get_current_timezone()) - timedelta(days=days - 1)
+    return [start + timedelta(days=i) for i in range(days)]
+
+
+def failure_group_list(*, limit: int = GROUP_LIST_LIMIT) -> list[FailureGroup]:
+    """The most recently seen failure groups with at least one job (one query)."""
+    from diagnosis.models import FailureGroup
+
+    return list(FailureGroup.objects.filter(job_count__gt=0).order_by("-last_seen_at", "-pk")[:limit])
+
+
+def failure_group_trends(
+    *, signatures: list[str], days: int = TREND_DAYS, now: datetime | None = None
+) -> dict[str, list[tuple[Any, int]]]:
+    """Jobs per day (zeros included) of each group over the last `days` days, in one query."""
+    from django.db.models import Count
+    from django.db.models.functions import TruncDate
+
+    axis = _days(now or timezone.now(), days)
+    counts: dict[tuple[str, Any], int] = {}
+    if signatures:
+        rows = (
+            _origin_findings()
+            .filter(signature__in=signatures)
+            .annotate(day=TruncDate("seen_at"))
+            .filter(day__gte=axis[0])
+            .values_list("signature", "day")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        counts = {(sig, day): n for sig, day, n in rows}
+    return {sig: [(day, counts.get((sig, day), 0)) for day in axis] for sig in signatures}
+
+
+@dataclass(frozen=True)
+class GroupDetail:
+    group: FailureGroup
+    findings: list[Finding]  # origin findings, each with its job (select_related) and `seen_at`
+    notes: list[GroupNote]
+
+
+def failure_group_get(*, group_id: int) -> FailureGroup | None:
+    from diagnosis.models import FailureGroup
+
+    return FailureGroup.objects.filter(pk=group_id).first()
+
+
+def failure_group_notes(*, group: FailureGroup) -> list[GroupNote]:
+    return list(group.notes.select_related("author").order_by("created_at", "id"))
+
+
+def failure_group_detail(*, group: FailureGroup, limit: int = GROUP_JOBS_LIMIT) -> GroupDetail:
+    """The group's newest jobs (through their origin findings) and its notes (two queries)."""
+    findings = list(
+        _origin_findings()
+        .filter(signature=group.signature)
+        .select_related("diagnosis__job")
+        .order_by("-seen_at", "-pk")[:limit]
+    )
+    return GroupDetail(group=group, findings=findings, notes=failure_group_notes(group=group))
+
+
+@dataclass(frozen=True)
+class FailuresPerDay:
+    days: list[Any]
+    # failure mode → count per day (aligned with `days`)
+    series: dict[str, list[int]]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {fm: sum(counts) for fm, counts in self.series.items()}
+
+
+def failures_per_day(*, days: int = TREND_DAYS, now: datetime | None = None) -> FailuresPerDay:
+    """Failed jobs per day by the failure mode of their origin finding, aggregated in the DB."""
+    from django.db.models import Count
+    from django.db.models.functions import TruncDate
+
+    axis = _days(now or timezone.now(), days)
+    rows = (
+        _origin_findings()
+        .annotate(day=TruncDate("seen_at"))
+        .filter(day__gte=axis[0], day__lte=axis[-1])
+        .values_list("failure_mode", "day")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    index = {day: i for i, day in enumerate(axis)}
+    series: dict[str, list[int]] = {}
+    for fm, day, n in rows:
+        series.setdefault(fm, [0] * len(axis))[index[day]] += n
+    return FailuresPerDay(days=axis, series=dict(sorted(series.items())))
+
+
+@dataclass(frozen=True)
+class StateDuration:
+    state: str
+    visits: int
+    p50_seconds: float
+    p95_seconds: float
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks: what PostgreSQL's percentile_cont computes."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def state_duration_percentiles(*, days: int = TREND_DAYS, now: datetime | None = None) -> list[StateDuration]:
+    """p50/p95 of how long each Step Functions state took (entered → exited), per state name,
+    over the visits entered in the last `days` days. percentile_cont in PostgreSQL; in Python on
+    SQLite (the demo), which has no ordered-set aggregates."""
+    from awslogs.models import StateVisit
+
+    since = (now or timezone.now()) - timedelta(days=days)
+    visits = StateVisit.objects.filter(entered_at__gte=since, exited_at__isnull=False)
+    if connection.vendor == "postgresql":
+        sql, params = visits.values_list("name", "entered_at", "exited_at").order_by().query.sql_with_params()
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT name, COUNT(*),"
+                " percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM exited_at - entered_at)),"
+                " percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM exited_at - entered_at))"
+                f" FROM ({sql}) AS v(name, entered_at, exited_at) GROUP BY name ORDER BY name",
+                params,
+            )
+            return [StateDuration(name, n, float(p50), float(p95)) for name, n, p50, p95 in cur.fetchall()]
+    durations: dict[str, list[float]] = {}
+    for name, entered, exited in visits.values_list("name", "entered_at", "exited_at").iterator(chunk_size=5000):
+        if entered is not None and exited is not None:  # filtered in SQL; the types cannot know
+            durations.setdefault(name, []).append((exited - entered).total_seconds())
+    return [
+        StateDuration(name, len(values), _percentile(values, 0.5), _percentile(values, 0.95))
+        for name, values in sorted(durations.items())
+    ]
+
+
+@dataclass(frozen=True)
+class CollectionHealth:
+    jobs_with_evidence: int
+    complete: int
+    incomplete: int
+    last_collected_at: datetime | None
+
+
+def collection_health() -> CollectionHealth:
+    """How complete the collected AWS evidence is (one aggregate query)."""
+    from django.db.models import Count, Max
+
+    from awslogs.models import EvidenceStatus
+
+    agg = EvidenceStatus.objects.aggregate(
+        total=Count("id"), complete=Count("id", filter=Q(complete=True)), last=Max("collected_at")
+    )
+    return CollectionHealth(
+        jobs_with_evidence=agg["total"],
+        complete=agg["complete"],
+        incomplete=agg["total"] - agg["complete"],
+        last_collected_at=agg["last"],
     )

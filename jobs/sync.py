@@ -786,8 +786,9 @@ def sync_lock() -> Iterator[None]:
             with connection.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
         return
+    # One lock file per dashboard database, under var/ (the NAME may be a URI or in memory).
     name = str(connection.settings_dict.get("NAME") or "toqdash")
-    path = Path(name + ".sync.lock") if name != ":memory:" else Path(settings.BASE_DIR) / "var" / "sync.lock"
+    path = Path(settings.BASE_DIR) / "var" / f"sync-{hashlib.md5(name.encode()).hexdigest()[:12]}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         try:

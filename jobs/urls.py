@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_groups
 
 app_name = "jobs"
 
@@ -19,4 +19,8 @@ urlpatterns = [
     path("jobs/<int:toq_id>/g<int:generation>/annotate/", views.job_annotate, name="job_annotate"),
     path("jobs/<int:toq_id>/g<int:generation>/report.md", views.job_incident_report, name="job_incident_report"),
     path("sync/", views.sync_runs, name="sync_runs"),
+    path("groups/", views_groups.group_list, name="group_list"),
+    path("groups/<int:group_id>/", views_groups.group_detail, name="group_detail"),
+    path("groups/<int:group_id>/notes/", views_groups.group_note_add, name="group_note_add"),
+    path("overview/", views_groups.overview, name="overview"),
 ]

@@ -22,7 +22,7 @@ from django_htmx.middleware import HtmxDetails
 
 from . import charts, selectors, services
 from .filters import JobFilter
-from .forms import AnnotationForm, JobListParamsForm, JobNoteForm, cursor_encode
+from .forms import AnnotationForm, JobListParamsForm, JobNoteForm, LookupForm, cursor_encode
 from .models import Job
 from .roles import ADMIN, ENGINEER, SUPPORT, user_has_role
 
@@ -64,12 +64,19 @@ def _job_filters(request: HttpRequest) -> tuple[JobFilter, JobFilter]:
 @vary_on_headers("HX-Request")
 @role_required(SUPPORT)
 def job_list(request: HtmxHttpRequest) -> HttpResponse:
+    partial = bool(request.htmx) and not request.htmx.history_restore_request
+    # The lookup shows on the whole page only; the table's partial (filters, polling) skips it.
+    lookup_form, matches = (None, None) if partial else _lookup(request)
+    if matches is not None and len(matches) == 1:
+        # One job matches what was pasted: straight to its page.
+        job = matches[0].job
+        return redirect("jobs:job_detail_generation", toq_id=job.toq_id, generation=job.generation)
     filters, for_counts = _job_filters(request)
     params = JobListParamsForm(request.GET)
     sort, cursor = params.params()
     if not filters.is_valid():
         # Never widen the result silently: an invalid filter shows its error and no rows.
-        ctx: dict[str, Any] = {"filter": filters, "params_form": params, "page": None}
+        ctx: dict[str, Any] = {"filter": filters, "params_form": params, "page": None, "lookup_form": lookup_form}
         return render(request, "jobs/job_list.html", ctx, status=400)
     page = selectors.job_page(filters.qs, sort=sort, cursor=cursor)
     ctx = {
@@ -83,14 +90,25 @@ def job_list(request: HtmxHttpRequest) -> HttpResponse:
         "status_counts": selectors.job_status_counts(for_counts.qs),
     }
     # A history restore (Back after hx-push-url, cache miss) needs the whole page.
-    if request.htmx and not request.htmx.history_restore_request:
+    if partial:
         response = render(request, "jobs/job_list.html#job-table", ctx)
         if request.htmx.trigger == "job-table" and not page.any_in_flight:
             # The poll that sees the last in-flight row settle: swap it in, then stop polling.
             return HttpResponseStopPolling(response.content)
         return response
     ctx["sync_health"] = selectors.sync_health()
+    ctx["lookup_form"], ctx["lookup_matches"] = lookup_form, matches
     return render(request, "jobs/job_list.html", ctx)
+
+
+def _lookup(request: HttpRequest) -> tuple[LookupForm | None, list[Any] | None]:
+    """The lookup box (`q`): the jobs matching what a person pasted, or None when nothing was asked."""
+    from diagnosis.lookup import job_lookup
+
+    form = LookupForm(request.GET)
+    if not form.is_valid() or not form.cleaned_data["q"]:
+        return form, None
+    return form, job_lookup(query=form.cleaned_data["q"])
 
 
 def _query_without(request: HttpRequest, *names: str) -> str:

@@ -11,12 +11,15 @@ from django.contrib import admin
 from django.urls import URLPattern, reverse
 
 import jobs.urls
+from diagnosis.models import FailureGroup
 from jobs.roles import ADMIN, ENGINEER, ROLE_ORDER, SUPPORT
 from tests.jobs.factories import make_job37, make_user
 
 pytestmark = pytest.mark.django_db
 
 PERSONAS = [None, "norole", SUPPORT, ENGINEER, ADMIN]  # None = anonymous
+
+GROUP_ID = 4242  # the failure group test_jobs_urls creates
 
 # url name → (method, kwargs, lowest role allowed, status for allowed roles)
 JOBS_ACCESS: dict[str, tuple[str, dict[str, int], str, int]] = {
@@ -36,6 +39,11 @@ JOBS_ACCESS: dict[str, tuple[str, dict[str, int], str, int]] = {
     "job_incident_report": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
     # verdicts on findings are the engineers' (a POST with only text is a note on the diagnosis)
     "job_annotate": ("post", {"toq_id": 37, "generation": 1}, ENGINEER, 302),
+    # failure groups and the overview: read by everyone with a role; notes on a group are the engineers'
+    "group_list": ("get", {}, SUPPORT, 200),
+    "group_detail": ("get", {"group_id": GROUP_ID}, SUPPORT, 200),
+    "group_note_add": ("post", {"group_id": GROUP_ID}, ENGINEER, 302),
+    "overview": ("get", {}, SUPPORT, 200),
 }
 
 
@@ -58,6 +66,7 @@ def _allowed(persona, lowest: str) -> bool:
 @pytest.mark.parametrize("name", sorted(JOBS_ACCESS))
 def test_jobs_urls(client, persona, name):
     make_job37()
+    FailureGroup.objects.create(pk=GROUP_ID, signature="sig", failure_mode="FM-12", cause="ffmpeg-missing", job_count=1)
     method, kwargs, lowest, ok_status = JOBS_ACCESS[name]
     url = reverse(f"jobs:{name}", kwargs=kwargs)
     c = _client_for(client, persona)

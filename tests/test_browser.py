@@ -13,13 +13,16 @@ import re
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
-from diagnosis.models import Finding
+from diagnosis.groups import failure_groups_refresh
+from diagnosis.models import FailureGroup, Finding, GroupNote
 from jobs import selectors
 from jobs.models import JobNote
-from jobs.roles import SUPPORT
+from jobs.roles import ENGINEER, SUPPORT
 from tests.conftest import TOQ_DATABASES
 from tests.jobs.factories import XSS, make_job, make_job37, make_user
+from tests.jobs.test_views_groups import SERVER_LINE_37, diagnosed
 from tests.test_demo import build_demo_world
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -197,3 +200,64 @@ def test_job_37_evidence_panels_diagnosis_timeline_evidence_link_and_portuguese(
             browser.close()
 
     assert errors == [], f"console errors (CSP violations or script errors): {errors}"
+
+
+@pytest.mark.django_db(databases=TOQ_DATABASES, transaction=True)
+def test_failure_groups_overview_and_lookup(live_server, chromium_path, tmp_path):
+    """An engineer follows the nav to the failure groups (sparklines drawn by charts.js), opens job
+    37's group, adds a note (htmx POST + CSRF), opens the overview (stacked bars drawn) and pastes
+    the job-37 server log line into the lookup box, which lands on job 37's page."""
+    from playwright.sync_api import expect, sync_playwright
+
+    build_demo_world(tmp_path)
+    diagnosed(900, fm="FM-05", cause="queue-lost", when=timezone.now())  # a recent failure to draw
+    failure_groups_refresh()
+    group = FailureGroup.objects.get(failure_mode="FM-12", cause="ffmpeg-missing")
+    make_user("eng", ENGINEER)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(live_server.url + "/")
+            page.fill("#id_username", "eng")
+            page.fill("#id_password", "pw-eng")
+            page.click("main button[type=submit]")
+            page.click("header nav >> text=Failure groups")
+            expect(page.locator("h1")).to_have_text("Failure groups")
+            expect(page.locator(f"#group-row-{group.pk} .chart svg.main-svg").first).to_be_attached()
+            page.screenshot(path=str(ARTIFACTS / "failure_groups.png"), full_page=True)
+
+            page.click(f"#group-row-{group.pk} td:nth-child(3) a")
+            expect(page.locator("#group-jobs")).to_contain_text("37")
+            page.fill("#group-notes textarea", "ffmpeg layer missing since the 2026-01 deploy")
+            page.click("#group-notes button[type=submit]")
+            expect(page.locator("#group-notes .note-text")).to_have_text(
+                "ffmpeg layer missing since the 2026-01 deploy"
+            )
+            page.screenshot(path=str(ARTIFACTS / "failure_group_detail.png"), full_page=True)
+            page.click("#group-jobs a >> text=37")
+            expect(page.locator("h1")).to_contain_text("Job 37")
+
+            page.click("header nav >> text=Overview")
+            expect(page.locator("#overview-failures .chart svg.main-svg").first).to_be_visible()
+            expect(page.locator("#overview-failures .chart")).to_contain_text("FM-05")
+            expect(page.locator("#overview-durations")).to_contain_text(
+                "Duration per state (state visits of the last 30 days)"
+            )
+            page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+
+            page.click("header nav >> text=Jobs")
+            page.fill("#id_q", SERVER_LINE_37)
+            page.click("#job-lookup button[type=submit]")
+            expect(page).to_have_url(re.compile(r"/jobs/37/g1/$"))
+            expect(page.locator("h1")).to_contain_text("Job 37")
+        finally:
+            browser.close()
+
+    assert errors == [], f"console errors (CSP violations or script errors): {errors}"
+    assert GroupNote.objects.get(group=group).text == "ffmpeg layer missing since the 2026-01 deploy"

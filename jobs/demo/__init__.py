@@ -3,12 +3,15 @@
 Nothing here is used by the product's code paths: the demo only *writes a TOQ database* (as TOQ
 would have it) and then runs the same `toq_sync` that reads MySQL in production.
 The job-37 incident rows come from shared/samples/job37/toq_rows.sql (copied into job37_rows.json,
-with users reduced to names); a few synthetic jobs around "now" show the other states.
+with users reduced to names); a few synthetic jobs around "now" show the other states, and
+`world=True` (what `load_demo` builds) adds about 200 jobs of the last 30 days (world.py) and
+writes their AWS CLI exports next to the source, imported by `demo_evidence_load` through `import_aws`.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
+AWS_EXPORTS = HERE / "aws"
 SCHEMA = HERE / "toq_schema_sqlite.sql"
 JOB37_ROWS = HERE / "job37_rows.json"
 
@@ -113,8 +117,11 @@ def _synthetic(db: sqlite3.Connection, now: datetime) -> None:
     )
 
 
-def build_demo_source(path: Path, *, now: datetime | None = None) -> dict[str, int]:
-    """(Re)create the demo TOQ database at `path`. Returns row counts per table."""
+def build_demo_source(path: Path, *, now: datetime | None = None, world: bool = False) -> dict[str, int]:
+    """(Re)create the demo TOQ database at `path`. Returns row counts per table.
+
+    `world=True` (what `load_demo` builds) adds about 200 jobs over the last 30 days
+    (jobs/demo/world.py); without it, only the incident and the few jobs around it."""
     now = now or datetime.now(UTC)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
@@ -138,6 +145,22 @@ def build_demo_source(path: Path, *, now: datetime | None = None) -> dict[str, i
                 {**row, "created_at": _ts((started - timedelta(seconds=1)).replace(tzinfo=UTC))},
             )
         _synthetic(db, now)
+        exports_dir = world_exports_dir(path)
+        if exports_dir.exists():
+            shutil.rmtree(exports_dir)
+        if world:
+            from jobs.demo.world import VIDEO_LAMBDA, video_lambda_fixed, write_world
+
+            exports = write_world(db, now, _insert, _USER_DEFAULTS)
+            bundled = json.loads(
+                (AWS_EXPORTS / "lambda" / f"{VIDEO_LAMBDA}.get-function-configuration.json").read_text()
+            )
+            exports[f"lambda/{VIDEO_LAMBDA}.get-function-configuration.json"] = video_lambda_fixed(bundled)
+            for rel, data in exports.items():
+                target = exports_dir / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                # `aws ... --output json` prints 4-space indented JSON
+                target.write_text(json.dumps(data, indent=4, ensure_ascii=False) + "\n")
         db.commit()
         return {
             t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]
@@ -147,16 +170,24 @@ def build_demo_source(path: Path, *, now: datetime | None = None) -> dict[str, i
         db.close()
 
 
-AWS_EXPORTS = HERE / "aws"
+def world_exports_dir(source: Path) -> Path:
+    """Where `build_demo_source(world=True)` writes the world's AWS CLI exports: next to the source
+    (var/ under `make run`; generated, never committed), rebuilt with it."""
+    return source.with_name(source.stem + "-aws")
 
 
-def demo_aws_exports() -> list[Path]:
-    """The bundled job-37 AWS CLI exports (copies of tests/fixtures/aws/job37, shaped exactly as printed)."""
-    return sorted(p for p in AWS_EXPORTS.rglob("*") if p.suffix in (".json", ".jsonl"))
+def demo_aws_exports(source: Path | None = None) -> list[Path]:
+    """The bundled job-37 AWS CLI exports (copies of tests/fixtures/aws/job37, shaped exactly as
+    printed), plus the world's exports generated next to `source` when there are any."""
+    found = [p for p in AWS_EXPORTS.rglob("*") if p.suffix in (".json", ".jsonl")]
+    if source is not None and world_exports_dir(source).is_dir():
+        found += list(world_exports_dir(source).rglob("*.json"))
+    return sorted(found)
 
 
-def demo_evidence_load() -> dict[str, int]:
-    """Import the bundled AWS exports through `import_aws` and diagnose every mirrored job.
+def demo_evidence_load(source: Path | None = None) -> dict[str, int]:
+    """Import the AWS exports (bundled, and the world's next to `source`) through `import_aws` and
+    diagnose every mirrored job.
 
     Goes through the product's paths only (the management command and diagnosis.services), so the
     demo shows what a real collection would. Idempotent: the import upserts by natural key and
@@ -167,7 +198,7 @@ def demo_evidence_load() -> dict[str, int]:
     from diagnosis.services import diagnose_job
     from jobs.models import Job
 
-    files = demo_aws_exports()
+    files = demo_aws_exports(source)
     call_command("import_aws", *[str(p) for p in files], stdout=StringIO())
     changed = 0
     job_pks = list(Job.objects.order_by("pk").values_list("pk", flat=True))

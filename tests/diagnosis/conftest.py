@@ -18,17 +18,18 @@ from jobs.sync import toq_sync
 from tests.conftest import ToqMySQL
 
 JOB37_AWS = Path(__file__).resolve().parent.parent / "fixtures" / "aws" / "job37"
-TOQ_DIAG_DB = "toq_diag"
 JOB37_EXECUTION = "258c102b-4bc5-4a36-9b51-f432df114aa4"
 
 
 @pytest.fixture
 def toq_db() -> Iterator[ToqMySQL]:
     """TOQ's schema in our own MariaDB database, with the `toq` alias pointing at it."""
-    db = ToqMySQL(TOQ_DIAG_DB)
-    db.reset(with_created_at=True)
     original = connections.settings["toq"]
-    connections.settings["toq"] = {**original, "NAME": TOQ_DIAG_DB}
+    # Derived from the toq alias so concurrent runs with their own TOQ_DATABASE_URL never share it.
+    name = f"{original['NAME']}_diag"
+    db = ToqMySQL(name)
+    db.reset(with_created_at=True)
+    connections.settings["toq"] = {**original, "NAME": name}
     try:
         yield db
     finally:

@@ -10,6 +10,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from diagnosis import engine
 from diagnosis.models import Diagnosis, Finding
@@ -276,9 +277,31 @@ def test_evidence_query_count_is_pinned(toq_db, aws_copy, django_assert_num_quer
     sync()
     import_aws(aws_copy)
     job = Job.objects.get(toq_id=37)
-    # job observations, executions, history events, log lines, MediaConvert, evidence status,
-    # derivative checks, S3 objects (expected keys), S3 prefix exists, 6 function configs (live at,
-    # or the oldest), DLQ messages: independent of the number of events, lines and assets.
-    with django_assert_num_queries(22):
+    # executions, history events, job observations, assets, log lines (by job, by TOQ id), MediaConvert,
+    # evidence status, derivative checks, DLQ messages, function configs (all at once), S3 objects
+    # (expected keys), S3 prefix exists: independent of the number of events, lines and assets.
+    with django_assert_num_queries(13):
         evidence = evidence_for_job(job=job)
     assert len(evidence.logs) > 20 and len(evidence.executions) == 1
+
+
+def test_batched_evidence_equals_per_job_evidence_in_a_fixed_number_of_queries(
+    toq_db, aws_copy, django_assert_num_queries
+):
+    from diagnosis.selectors import evidence_for_job, evidence_for_jobs
+
+    toq_db.load_job37()
+    sync()
+    import_aws(aws_copy)
+    jobs = list(Job.objects.order_by("pk"))
+    listings = {j.listing_identity_id for j in jobs}
+    assert len(jobs) >= 3
+    now = timezone.now()
+    single = {j.pk: evidence_for_job(job=j, now=now) for j in jobs}
+
+    # The same queries as for one job, plus one S3 prefix check per distinct listing.
+    with django_assert_num_queries(12 + len(listings)):
+        batched = evidence_for_jobs(jobs=jobs, now=now)
+
+    assert batched == single
+    assert {pk: e.fingerprint() for pk, e in batched.items()} == {pk: e.fingerprint() for pk, e in single.items()}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from diagnosis.models import Diagnosis, Finding
-from diagnosis.tasks import diagnose_dispatch_task, diagnose_job_task
+from diagnosis.tasks import diagnose_dispatch_task, diagnose_job_task, diagnose_jobs_task
 from jobs.models import Job
 from tests.conftest import TOQ_DATABASES
 from tests.diagnosis.conftest import diagnose_json, import_aws, roles, sync
@@ -148,7 +148,7 @@ def eager():
 
 def test_dispatch_picks_new_changed_and_outdated_jobs(toq_db, eager, django_capture_on_commit_callbacks, monkeypatch):
     # the second and third runs only count: enqueuing is replaced so nothing reaches a broker
-    queued: list[int] = []
+    queued: list[list[int]] = []
 
     _pending_job(toq_db)
     add_job(toq_db, job_row(10, L, status="SUCCEEDED", completed_at=START.replace(tzinfo=None)))
@@ -156,12 +156,29 @@ def test_dispatch_picks_new_changed_and_outdated_jobs(toq_db, eager, django_capt
     done = Job.objects.get(toq_id=10)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert diagnose_dispatch_task() == 2
-    assert len(callbacks) == 2 and Diagnosis.objects.count() == 2
+    assert len(callbacks) == 1 and Diagnosis.objects.count() == 2  # one batch
     # the terminal, unchanged job is not picked again; the PENDING one is (stuck depends on the clock)
-    monkeypatch.setattr(diagnose_job_task, "delay_on_commit", queued.append)
+    monkeypatch.setattr(diagnose_jobs_task, "delay_on_commit", queued.append)
     assert diagnose_dispatch_task() == 1
     Diagnosis.objects.filter(job=done).update(engine_version="old")
     assert diagnose_dispatch_task() == 2
     pending = Job.objects.get(toq_id=9)
-    assert queued[0] == pending.pk
-    assert sorted(queued[1:]) == sorted([pending.pk, done.pk])
+    assert queued[0] == [pending.pk]
+    assert sorted(queued[1]) == sorted([pending.pk, done.pk])
+
+
+def test_batch_task_diagnoses_like_the_single_one_and_is_idempotent(toq_db):
+    _pending_job(toq_db)
+    add_job(toq_db, job_row(10, L, status="SUCCEEDED", completed_at=START.replace(tzinfo=None)))
+    sync()
+    pks = list(Job.objects.order_by("toq_id").values_list("pk", flat=True))
+    assert diagnose_jobs_task([*pks, max(pks) + 1000]) == 2  # a vanished job is skipped
+    batched = sorted(Finding.objects.values_list("diagnosis__job_id", "position", "failure_mode", "cause", "role"))
+    fingerprints = dict(Diagnosis.objects.values_list("job_id", "evidence_fingerprint"))
+    assert diagnose_jobs_task(pks) == 0
+    Diagnosis.objects.all().delete()
+    for pk in pks:
+        assert diagnose_job_task(pk) is True
+    single = sorted(Finding.objects.values_list("diagnosis__job_id", "position", "failure_mode", "cause", "role"))
+    assert batched == single and ("FM-29", "no-execution-found", "origin") in [r[2:] for r in single]
+    assert dict(Diagnosis.objects.values_list("job_id", "evidence_fingerprint")) == fingerprints

@@ -193,6 +193,18 @@ DIAGNOSIS_STUCK_AFTER_MINUTES = env.int("DIAGNOSIS_STUCK_AFTER_MINUTES", default
 # A failure group seen again after this many days without a new job counts as a regression.
 DIAGNOSIS_REGRESSION_QUIET_DAYS = env.int("DIAGNOSIS_REGRESSION_QUIET_DAYS", default=7)
 
+# --- Alerts and e-mail --------------------------------------------------------------------------
+# Absolute base of the links in alerts (e-mail and webhook): /groups/<id>/ and /jobs/<toq_id>/.
+TOQDASH_BASE_URL = env.str("TOQDASH_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Django's mail, configured by one URL (django-environ): smtp://user:pw@host:587, smtp+tls://…,
+# smtp+ssl://…, consolemail:// (prints to stderr; the default, so nothing leaves a dev machine).
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+# Unset parts (None or "") keep Django's defaults instead of overriding them with None.
+vars().update({key: value for key, value in EMAIL_CONFIG.items() if value not in (None, "")})
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="toqdash@localhost")
+# Seconds; Django waits forever by default, which would hang the alerts task on a dead SMTP server.
+EMAIL_TIMEOUT = 10
+
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -222,6 +234,13 @@ CELERY_BEAT_SCHEDULE["every-15m-diagnosis-groups-refresh"] = {
     "task": "diagnosis.failure_groups_refresh",
     "schedule": 900.0,
     "options": {"expires": 1350},
+}
+CELERY_BEAT_SCHEDULE["every-5m-diagnosis-alerts-evaluate"] = {
+    # Alerts (diagnosis.alerts): new groups, regressions, spikes, stuck jobs. Five minutes keeps a
+    # spike's hourly window fresh; each alert is deduplicated, so a run repeating the last is harmless.
+    "task": "diagnosis.alerts_evaluate",
+    "schedule": 300.0,
+    "options": {"expires": 450},
 }
 
 # --- Logging ------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """`python manage.py load_demo [--reset]`: the embedded demo world for `make run`.
 
-Builds an SQLite TOQ source (TOQ's schema, the job-37 incident and a few recent jobs) at the
-`toq` alias's path on first run — reused afterwards unless --reset — mirrors it through the real
-sync, imports the bundled job-37 AWS exports through `import_aws`, diagnoses every job and
+Builds an SQLite TOQ source (TOQ's schema, the job-37 incident and about 200 jobs of the last
+30 days, jobs/demo/world.py) at the `toq` alias's path on first run — reused afterwards unless
+--reset, which also flushes an SQLite dashboard database — mirrors it through the real sync, imports the bundled job-37 AWS exports through `import_aws`, diagnoses every job and
 creates one demo user per role. Refuses to run against anything but an SQLite source:
 it never writes a real TOQ database.
 """
@@ -15,9 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.demo import build_demo_source, demo_evidence_load
+from jobs.models import Job
 from jobs.roles import ADMIN, ENGINEER, ROLE_ORDER, SUPPORT, ensure_roles
 from jobs.sync import toq_sync
 
@@ -39,8 +41,15 @@ class Command(BaseCommand):
         if not toq or toq["ENGINE"] != "django.db.backends.sqlite3":
             raise CommandError("load_demo needs TOQ_DATABASE_URL=sqlite:///…: it never writes a real TOQ database")
         path = Path(settings.TOQ_SQLITE_PATH)
+        if options["reset"] and path.exists() and Job.objects.exists():
+            # The rebuilt world has other times and execution ARNs: mirrored over the old one, every
+            # job would become a new generation (FM-38). Start the embedded dashboard DB afresh.
+            if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+                raise CommandError("--reset would mirror a new demo world over this dashboard database: flush it first")
+            call_command("flush", interactive=False, verbosity=0)
+            self.stdout.write("dashboard database flushed (--reset)")
         if options["reset"] or not path.exists():
-            counts = build_demo_source(path)
+            counts = build_demo_source(path, world=True)
             self.stdout.write(f"demo TOQ source built at {path}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
         else:
             self.stdout.write(f"demo TOQ source reused: {path} (make run RESET=1 rebuilds it)")
@@ -48,8 +57,8 @@ class Command(BaseCommand):
         if not result.ok:
             raise CommandError(result.summary())
         self.stdout.write(result.summary())
-        # The job-37 AWS evidence through the real import path, then every job's diagnosis.
-        counts = demo_evidence_load()
+        # The AWS evidence (job 37's, the world's) through the real import path, then every diagnosis.
+        counts = demo_evidence_load(path)
         self.stdout.write("demo AWS evidence imported: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
         self._users()
 
