@@ -3,6 +3,7 @@ AWS exports through `import_aws` → diagnosis of every job. Job 37's origin is 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -120,6 +121,9 @@ def test_load_demo_command_imports_and_diagnoses(tmp_path, settings):
     assert "demo AWS evidence imported: 200 jobs diagnosed, 0 diagnoses changed" in text
     assert "support / support-demo" in text
     assert Finding.objects.get(diagnosis__job__toq_id=37, position=0).failure_mode == "FM-12"
+    # the failure groups are built too (no beat in the demo): the dozen-job HEAD 404 group among them
+    assert re.search(r"failure groups: \d+", text)
+    assert FailureGroup.objects.order_by("-job_count").first().job_count >= 10
 
 
 def test_demo_world_has_200_jobs_and_the_failure_modes_support_meets(tmp_path):

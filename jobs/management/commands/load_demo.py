@@ -60,6 +60,10 @@ class Command(BaseCommand):
         # The AWS evidence (job 37's, the world's) through the real import path, then every diagnosis.
         counts = demo_evidence_load(path)
         self.stdout.write("demo AWS evidence imported: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        # Beat refreshes the failure groups every 15 min; the demo has no beat, so once now.
+        from diagnosis.groups import failure_groups_refresh
+
+        self.stdout.write(f"failure groups: {failure_groups_refresh()}")
         self._users()
 
     def _users(self) -> None:
