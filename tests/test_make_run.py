@@ -19,19 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +48,7 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: int =
 
 
 def test_make_run_from_a_clean_clone_shows_job_37_diagnosis(tmp_path):
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import Dialog, sync_playwright
 
@@ -83,7 +73,7 @@ def test_make_run_from_a_clean_clone_shows_job_37_diagnosis(tmp_path):
         assert "support / support-demo" in text  # the logins are printed
         assert not (clone / ".venv" / "lib" / "python3.11" / "site-packages" / "MySQLdb").exists()  # no MySQL driver
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page()
             dialogs: list[str] = []
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connections
 
 from jobs.demo import build_demo_source
 from jobs.models import Job, Listing
 from jobs.sync import toq_sync
 from tests.conftest import TOQ_DATABASES
+from tests.test_demo import toq_source
 
 pytestmark = pytest.mark.django_db(databases=TOQ_DATABASES)
 
@@ -17,22 +17,9 @@ def test_demo_source_is_mirrored_by_the_real_sync(tmp_path):
     path = tmp_path / "toq.sqlite3"
     counts = build_demo_source(path)
     assert counts["media_processing_jobs"] == 4
-    original = connections.settings["toq"]
-    connections.settings["toq"] = {
-        **original,
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": f"file:{path}?mode=ro",
-        "OPTIONS": {"uri": True},
-        "HOST": "",
-        "PORT": "",
-        "USER": "",
-        "PASSWORD": "",
-    }
-    try:
+    with toq_source(path):
         first = toq_sync(chunk_size=2)
         second = toq_sync(chunk_size=2)
-    finally:
-        connections.settings["toq"] = original
     assert first.ok, first.summary()
     assert first.stats.inserted == 4 + 9 + 4
     assert second.stats.rows_changed == 0, second.summary()
