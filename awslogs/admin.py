@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from awslogs.models import (
     DerivativeCheck,
@@ -19,17 +16,7 @@ from awslogs.models import (
     MediaConvertJob,
     QueueSnapshot,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from toqdash.admin_base import ReadOnlyAdmin
 
 
 @admin.register(Execution)

@@ -136,12 +136,12 @@ def credentials_available() -> bool:
     return boto3.session.Session().get_credentials() is not None
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Response → what the AWS CLI would print (datetimes as isoformat, bytes decoded)."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
+        return {k: jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -174,7 +174,7 @@ def _call(service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
         raise AwsTransientError(operation, type(exc).__name__, str(exc)) from exc
     except botocore.exceptions.NoCredentialsError as exc:
         raise AwsAccessDeniedError(operation, "NoCredentials", str(exc)) from exc
-    return _jsonable(response)
+    return jsonable(response)
 
 
 def _page_size() -> int:

@@ -121,20 +121,8 @@ class Source:
 
 def _job_source() -> Source:
     present = table_columns("media_processing_jobs")
-    wanted = [
-        "id",
-        "listing_identity_id",
-        "status",
-        "provider",
-        "external_id",
-        "payload",
-        "retry_count",
-        "started_at",
-        "completed_at",
-        "last_error",
-        "callback_body",
-        "created_at",
-    ]
+    # Column order matters: it is the order the row hash concatenates.
+    wanted = ["id", "listing_identity_id", *JOB_TRACKED]
     missing_required = {"id", "listing_identity_id", "status", "provider"} - present
     if missing_required:
         raise ToqUnavailable(f"media_processing_jobs lacks columns {sorted(missing_required)}")

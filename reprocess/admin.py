@@ -1,19 +1,8 @@
 from django.contrib import admin
 
+from toqdash.admin_base import ReadOnlyAdmin
+
 from .models import AuditEntry, ReprocessAction
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Reprocess actions are made by `services.reprocess_job` only; the audit is never editable."""
-
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
 
 
 @admin.register(ReprocessAction)

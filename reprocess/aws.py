@@ -11,12 +11,12 @@ by client token; the service relies on both.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import botocore.exceptions
 
 from awslogs.client import aws_client as _client
+from awslogs.client import jsonable as _jsonable
 
 
 class ReprocessAwsError(Exception):
@@ -30,16 +30,6 @@ class ReprocessAwsError(Exception):
 
     def as_dict(self) -> dict[str, str]:
         return {"operation": self.operation, "code": self.code, "message": self.message}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
 
 
 def _call(service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
