@@ -81,7 +81,7 @@ class MirrorRow(models.Model):
 
     toq_id = models.PositiveBigIntegerField(_("TOQ id"))
     generation = models.PositiveIntegerField(default=1)
-    # 48-bit prefix of the md5 of the source row, computed inside the source database
+    # 48-bit hash of the source row (two CRC32s), computed inside the source database
     # (jobs.sync): the sync sums these per id chunk on both sides to find what changed without
     # reading unchanged rows. 48 bits keep a chunk's sum exact in a 64-bit integer.
     row_hash = models.BigIntegerField()

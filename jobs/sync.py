@@ -93,11 +93,18 @@ class SyncAlreadyRunning(RuntimeError):
 
 
 def _hash_sql(exprs: Sequence[str]) -> str:
-    # CONCAT_WS converts every value to text itself; an explicit CAST per column doubled the cost
-    # of the checksum query (measured on MariaDB, 1M rows: 8.1 s → 4.2 s).
+    """A 48-bit hash of the row, computed by the source database.
+
+    Two CRC32s of the row's text (plain and prefixed), 32 + 16 bits. MD5 cost MariaDB 2.2-2.6 s
+    more per million rows than CRC32 (1M jobs: 5.4 s against 3.2 s; 2M assets: 5.9 s against
+    3.3 s), and every pass hashes every row at least once. The hash only has to notice
+    accidental change, not resist forgery: an undetected change needs a 48-bit coincidence.
+    CONCAT_WS converts every value to text itself (an explicit CAST per column doubled the cost).
+    """
     parts = ", ".join(f"IFNULL({e}, '{NULL_MARK}')" for e in exprs)
-    # CAST(... AS UNSIGNED) keeps MySQL's SUM exact (a string would be summed as a double).
-    return f"CAST(CONV(SUBSTR(MD5(CONCAT_WS('|', {parts})), 1, 12), 16, 10) AS UNSIGNED)"
+    text = f"CONCAT_WS('|', {parts})"
+    # Integer arithmetic keeps MySQL's SUM exact (a string would be summed as a double).
+    return f"(CRC32({text}) * 65536 + CRC32(CONCAT_WS('', '~', {text})) %% 65536)"  # %% = modulo (params are always passed)
 
 
 @dataclass
@@ -369,6 +376,9 @@ class PassStats:
     updated: int = 0
     disappeared: int = 0
     new_generation: int = 0
+    # Rows whose stored hash was recomputed with no change to what the mirror keeps (a new hash
+    # function or derivation): rewritten silently, without an observation; not "rows changed".
+    rehashed: int = 0
     chunks_checked: int = 0
     chunks_changed: int = 0
     per_entity: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -493,6 +503,7 @@ class _Applier:
         to_update: list[dict[str, Any]] = []
         superseded: list[dict[str, Any]] = []
         gone: list[dict[str, Any]] = []
+        rehashed: list[dict[str, Any]] = []
         observations: list[Any] = []
         track = self.e.observation_model is not None
 
@@ -515,6 +526,10 @@ class _Applier:
             changes = {
                 f: [_jsonable(getattr(old, f)), _jsonable(new[f])] for f in self.e.tracked if getattr(old, f) != new[f]
             }
+            if not changes and old.disappeared_at is None:
+                rehashed.append({**new, "id": old.id})
+                self.stats.bump(name, "rehashed")
+                continue
             kind = ObservationKind.REAPPEARED if old.disappeared_at is not None else ObservationKind.CHANGED
             to_update.append({**new, "id": old.id, "last_changed_at": self.now, "disappeared_at": None})
             if track:
@@ -533,6 +548,7 @@ class _Applier:
         self.writer.update(superseded, ["superseded_at"])
         self.writer.update(gone, ["disappeared_at"])
         self.writer.update(to_update, [*to_update[0].keys() - {"id", "toq_id"}] if to_update else [])
+        self.writer.update(rehashed, [*rehashed[0].keys() - {"id", "toq_id"}] if rehashed else [])
         self.writer.insert(to_insert)
         new_generations = sum(1 for r in to_insert if r["generation"] > 1)
         if len(to_insert) - new_generations:

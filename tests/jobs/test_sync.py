@@ -115,6 +115,27 @@ def test_second_pass_writes_nothing(toq_mysql):
     assert JobObservation.objects.count() == 0
 
 
+def test_a_new_hash_function_rewrites_hashes_silently(toq_mysql):
+    """Stored hashes from another hash function (an upgrade) differ from the source's for every
+    row: the pass rewrites them without observations or "rows changed", then converges."""
+    _seed(toq_mysql)
+    assert toq_sync(chunk_size=4).ok
+    hashes = dict(Job.objects.values_list("toq_id", "row_hash"))
+    Job.objects.update(row_hash=0)
+    MediaAsset.objects.update(row_hash=1)
+    Listing.objects.update(row_hash=2)
+    result = toq_sync(chunk_size=4)
+    assert result.ok
+    assert result.stats.rows_changed == 0
+    assert result.stats.rehashed == Job.objects.count() + MediaAsset.objects.count() + Listing.objects.count()
+    assert dict(Job.objects.values_list("toq_id", "row_hash")) == hashes
+    assert JobObservation.objects.count() == 0 and not MediaAsset.objects.filter(observations__isnull=False).exists()
+    assert_mirror_equals_source(toq_mysql)
+    with count_writes() as writes:
+        assert toq_sync(chunk_size=4).stats.rehashed == 0
+    assert all("jobs_syncrun" in w for w in writes), writes
+
+
 def test_changes_are_mirrored_and_observed(toq_mysql):
     _seed(toq_mysql)
     assert toq_sync(chunk_size=4).ok
