@@ -24,7 +24,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-mysql.txt requirements-dev
 # (no broker). RESET=1 rebuilds the demo world.
 DEMO_ENV = DATABASE_URL=sqlite:///$(CURDIR)/var/toqdash.sqlite3 \
 	TOQ_DATABASE_URL=sqlite:///$(CURDIR)/var/demo-toq.sqlite3 \
-	CELERY_TASK_ALWAYS_EAGER=1 DEBUG=1
+	CELERY_TASK_ALWAYS_EAGER=1 DEBUG=1 AWSLOGS_STALE_AFTER_SECONDS=0
 
 run: $(VENV)/.runtime-installed
 	mkdir -p var

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from awslogs.models import (
+    CollectionRun,
     DerivativeCheck,
     DlqMessage,
     EvidenceStatus,
@@ -52,4 +53,6 @@ class LambdaConfigSnapshotAdmin(ReadOnlyAdmin):
     list_filter = ["function_name"]
 
 
-admin.site.register([DerivativeCheck, DlqMessage, LogGroupStatus, MediaConvertJob, QueueSnapshot], ReadOnlyAdmin)
+admin.site.register(
+    [CollectionRun, DerivativeCheck, DlqMessage, LogGroupStatus, MediaConvertJob, QueueSnapshot], ReadOnlyAdmin
+)

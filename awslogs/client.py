@@ -18,6 +18,7 @@ import os
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -120,6 +121,9 @@ def _client(service: str) -> Any:
             connect_timeout=settings.AWS_CONNECT_TIMEOUT,
             read_timeout=settings.AWS_READ_TIMEOUT,
             user_agent_extra="toqdash-awslogs",
+            # S3 presigned URLs default to the legacy SigV2 query auth, which S3 refuses for SSE-KMS
+            # objects (the media bucket is SSE-KMS): sign with SigV4.
+            signature_version="s3v4" if service == "s3" else None,
         )
         session = boto3.session.Session(region_name=settings.AWS_DEFAULT_REGION)
         cache[key] = session.client(service, config=config)
@@ -278,6 +282,36 @@ def s3_list_objects(bucket: str, prefix: str) -> list[dict[str, Any]]:
 
 def s3_head_object(bucket: str, key: str) -> dict[str, Any]:
     return _call("s3", "head_object", Bucket=bucket, Key=key)
+
+
+def s3_presigned_get_url(bucket: str, key: str, *, expires_in: int) -> str:
+    """A GET URL for one object, valid `expires_in` seconds (SigV4, signed locally: no AWS call).
+    The key is percent-encoded by botocore. "" when no credentials are available to sign with."""
+    try:
+        url = _client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expires_in)
+        )
+    except botocore.exceptions.NoCredentialsError:
+        return ""
+    return str(url)
+
+
+_presign_origins: dict[tuple[str, ...], str] = {}
+
+
+def s3_presigned_origin(bucket: str) -> str:
+    """`scheme://host[:port]` that presigned URLs of `bucket` point at (the bucket's virtual host on
+    AWS, AWS_ENDPOINT_URL[_S3] elsewhere), for the Content-Security-Policy's img-src. "" when
+    nothing can be signed. Cached per endpoint configuration (a URL is signed once to find it)."""
+    key = (bucket, *_endpoint_signature("s3"))
+    if key not in _presign_origins:
+        url = s3_presigned_get_url(bucket, "origin-probe", expires_in=60)
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+        if not origin:
+            return ""  # not cached: credentials may appear later (an instance role's first refresh)
+        _presign_origins[key] = origin
+    return _presign_origins[key]
 
 
 # --- MediaConvert / Lambda / SQS ----------------------------------------------------------------

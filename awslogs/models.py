@@ -331,3 +331,27 @@ class EvidenceStatus(models.Model):
 
     def __str__(self) -> str:
         return f"evidence for job {self.job_id}: {'complete' if self.complete else 'incomplete'}"
+
+
+class CollectionRun(models.Model):
+    """One whole collection pass (the periodic dispatcher, or `collect_aws` without --job): the UI's
+    collection-lag banner reads the latest successful one. Per-job evidence rows are written only
+    when they change, so they cannot tell whether collection is still running."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    # Jobs the pass collected (foreground) or dispatched to workers (Celery).
+    jobs = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"collection {self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome}"

@@ -15,17 +15,23 @@ from awslogs.services.collect import (
     lambda_configs_snapshot,
     queues_snapshot,
 )
+from awslogs.services.runs import collection_run_recorded
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="awslogs.evidence_dispatch", soft_time_limit=120, time_limit=180)
 def evidence_dispatch_task() -> int:
-    """Pick at most AWSLOGS_DISPATCH_LIMIT jobs needing evidence and fan out one task each."""
-    job_ids = jobs_needing_evidence(limit=settings.AWSLOGS_DISPATCH_LIMIT)
-    for job_id in job_ids:
-        job_evidence_collect_task.delay_on_commit(job_id)
-    snapshots_collect_task.delay_on_commit()
+    """Pick at most AWSLOGS_DISPATCH_LIMIT jobs needing evidence and fan out one task each.
+
+    Each run is a CollectionRun: a dispatcher that stops running (beat or workers down) shows as
+    collection lag in the UI."""
+    with collection_run_recorded() as run:
+        job_ids = jobs_needing_evidence(limit=settings.AWSLOGS_DISPATCH_LIMIT)
+        for job_id in job_ids:
+            job_evidence_collect_task.delay_on_commit(job_id)
+        snapshots_collect_task.delay_on_commit()
+        run.jobs = len(job_ids)
     logger.info("awslogs dispatch: %d jobs", len(job_ids))
     return len(job_ids)
 

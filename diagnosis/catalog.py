@@ -98,8 +98,8 @@ FM_TEXT: dict[str, ModeText] = {
     "FM-12": ModeText(
         T("Video thumbnail failed", "Falha ao gerar a miniatura do vídeo"),
         T(
-            "The video-thumbnail branch reported VIDEO_THUMBNAIL_FAILED for {keys}: {message}",
-            "O ramo de miniatura de vídeo reportou VIDEO_THUMBNAIL_FAILED para {keys}: {message}",
+            "The video thumbnail of {keys} was not produced: {message}",
+            "A miniatura do vídeo de {keys} não foi gerada: {message}",
         ),
         T(
             "Check the video_thumbnails Lambda, then reprocess the listing.",

@@ -25,5 +25,9 @@ def user_has_role(user: AbstractBaseUser | AnonymousUser, role: str) -> bool:
     if getattr(user, "is_superuser", False):
         return True
     wanted = ROLE_ORDER.index(role)
-    names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr,attr-defined]
+    # Read once per user object (one request): views and the links they offer ask several times.
+    names: set[str] | None = getattr(user, "_toqdash_role_names", None)
+    if names is None:
+        names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr,attr-defined]
+        user._toqdash_role_names = names  # type: ignore[union-attr,attr-defined]
     return any(ROLE_ORDER.index(n) >= wanted for n in names if n in ROLE_ORDER)

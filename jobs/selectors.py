@@ -16,10 +16,12 @@ from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Q, Qu
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import Job, JobNote, JobObservation, JobQuerySet, JobStatus, Listing, MediaAsset, SyncRun
+from .aws_console import JobConsoleLinks
+from .disagreements import AwsEvidence, Disagreement
+from .models import Job, JobKind, JobNote, JobObservation, JobQuerySet, JobStatus, Listing, MediaAsset, SyncRun
 
 if TYPE_CHECKING:
-    from diagnosis.models import FailureGroup, Finding, GroupNote
+    from diagnosis.models import Annotation, FailureGroup, Finding, GroupNote
 
 
 def job_list() -> JobQuerySet:
@@ -322,6 +324,119 @@ def sync_runs_recent(*, limit: int = 50) -> list[SyncRun]:
     return list(SyncRun.objects.order_by("-started_at")[:limit])
 
 
+# --- job page header: TOQ vs AWS, console links (small, indexed reads; never the history) ----------
+
+
+def job_aws_evidence(*, job: Job) -> AwsEvidence:
+    """The AWS side the job page header compares with TOQ: executions (without their big JSON
+    columns), MediaConvert jobs, failed derivative checks, evidence freshness. 4 queries."""
+    from awslogs.models import DerivativeCheck, EvidenceStatus, Execution, MediaConvertJob
+
+    executions = list(
+        Execution.objects.filter(job=job)
+        .only("arn", "name", "status", "start_date", "stop_date", "error", "kind", "job_id")
+        .order_by("start_date", "id")
+    )
+    mediaconvert = list(
+        MediaConvertJob.objects.filter(execution__job=job)
+        .only("job_id", "status", "error_code", "error_message", "execution_id", "created_at")
+        .order_by("created_at", "id")
+    )
+    failed = list(
+        DerivativeCheck.objects.filter(job=job)
+        .exclude(outcome=DerivativeCheck.Outcome.PRESENT)
+        .only("key", "kind", "outcome", "raw_key")
+        .order_by("key")
+    )
+    row_hash = EvidenceStatus.objects.filter(job=job).values_list("job_row_hash", flat=True).first()
+    return AwsEvidence(
+        executions=executions,
+        mediaconvert_jobs=mediaconvert,
+        failed_checks=failed,
+        evidence_current=None if row_hash is None else row_hash == str(job.row_hash),
+    )
+
+
+def job_disagreements(*, job: Job, evidence: AwsEvidence, now: datetime | None = None) -> list[Disagreement]:
+    """TOQ-vs-AWS contradictions of the job (jobs.disagreements, pure) with the configured grace."""
+    from . import disagreements
+
+    return disagreements.job_disagreements(
+        job=job,
+        evidence=evidence,
+        now=now or timezone.now(),
+        grace=timedelta(minutes=settings.TOQ_DISAGREEMENT_GRACE_MINUTES),
+        region=settings.AWS_DEFAULT_REGION,
+        bucket=settings.TOQ_MEDIA_BUCKET,
+    )
+
+
+def job_console_links(*, job: Job, evidence: AwsEvidence, now: datetime | None = None) -> JobConsoleLinks:
+    """AWS console links of the job (executions, MediaConvert jobs, log groups over the job's window,
+    a Logs Insights query, the listing's S3 prefix). No query: built from `evidence`."""
+    from awslogs.services.collect_logs import log_groups
+
+    from . import aws_console
+
+    groups = log_groups()
+    if job.kind == JobKind.FINALIZATION:
+        groups = [g for g in groups if "/aws/stepfunctions/" not in g]  # that machine logs nowhere
+    window = aws_console.job_window(
+        created_at=job.created_at,
+        started_at=job.started_at,
+        completed_at=job.completed_at,
+        first_seen_at=job.first_seen_at,
+        is_terminal=job.is_terminal,
+        executions=[(e.start_date, e.stop_date, not e.is_closed) for e in evidence.executions],
+        margin=timedelta(seconds=settings.AWSLOGS_LOG_MARGIN_SECONDS),
+        search_back=timedelta(days=settings.AWSLOGS_SEARCH_BACK_DAYS),
+        now=now or timezone.now(),
+    )
+    arns = [(e.arn, e.name, e.status) for e in evidence.executions]
+    if (
+        job.external_id
+        and job.external_id.startswith("arn:aws:states:")
+        and job.external_id not in {a for a, _, _ in arns}
+    ):
+        # Not collected (yet): TOQ's own ARN still gets its link.
+        arns.insert(0, (job.external_id, job.external_id.rsplit(":", 1)[-1], ""))
+    return aws_console.job_console_links(
+        toq_id=job.toq_id,
+        listing_identity_id=job.listing_identity_id,
+        executions=arns,
+        mediaconvert_jobs=[(m.job_id, m.status) for m in evidence.mediaconvert_jobs],
+        log_groups=groups,
+        window=window,
+        region=settings.AWS_DEFAULT_REGION,
+        bucket=settings.TOQ_MEDIA_BUCKET,
+    )
+
+
+@dataclass(frozen=True)
+class CollectionLag:
+    last_success_at: datetime | None
+    lag_seconds: float | None
+    stale: bool
+
+
+def collection_lag(*, now: datetime | None = None) -> CollectionLag:
+    """How old the last successful AWS evidence collection pass is (one query). Stale past
+    AWSLOGS_STALE_AFTER_SECONDS, or when none ever succeeded; never stale when that setting is 0."""
+    from awslogs.models import CollectionRun
+
+    now = now or timezone.now()
+    last = (
+        CollectionRun.objects.filter(outcome=CollectionRun.Outcome.SUCCEEDED)
+        .order_by("-started_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    lag = (now - last).total_seconds() if last else None
+    threshold = settings.AWSLOGS_STALE_AFTER_SECONDS
+    stale = threshold > 0 and (lag is None or lag > threshold)
+    return CollectionLag(last_success_at=last, lag_seconds=lag, stale=stale)
+
+
 # --- job page panels: AWS evidence and diagnosis (read-only over awslogs/diagnosis models) ---------
 
 _ANCHOR_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -441,6 +556,50 @@ def job_diagnosis_card(*, job: Job, lang: str) -> DiagnosisCard | None:
     )
 
 
+# The audit trail of one job is short; the cap protects the panel from a scripted flood.
+ANNOTATION_HISTORY_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class AnnotationHistory:
+    annotations: list[Annotation]  # newest first, each with its author
+    truncated: bool
+
+
+def job_annotation_history(*, job: Job, limit: int = ANNOTATION_HISTORY_LIMIT) -> AnnotationHistory:
+    """Every annotation on the job's diagnosis (append-only rows: who, when, what), newest first. 1 query."""
+    from diagnosis.models import Annotation
+
+    rows = list(Annotation.objects.filter(job=job).select_related("author").order_by("-created_at", "-id")[: limit + 1])
+    return AnnotationHistory(annotations=rows[:limit], truncated=len(rows) > limit)
+
+
+@dataclass(frozen=True)
+class JobGroup:
+    group: FailureGroup
+    title: str
+    notes: list[GroupNote]  # oldest first, each with its author
+
+
+def job_failure_groups(*, job: Job, lang: str) -> list[JobGroup]:
+    """The failure groups the job's origin findings belong to, with their notes: a note on a group
+    applies to every job that matches it, new ones included (matched by signature, so a job diagnosed
+    after the last group refresh gets them too). 2 queries."""
+    from django.db.models import Prefetch
+
+    from diagnosis.models import FailureGroup, Finding, GroupNote, Role
+
+    signatures = Finding.objects.filter(diagnosis__job=job, role=Role.ORIGIN).exclude(signature="").values("signature")
+    groups = FailureGroup.objects.filter(signature__in=signatures).prefetch_related(
+        Prefetch("notes", queryset=GroupNote.objects.select_related("author").order_by("created_at", "id"))
+    )
+    pt = lang.lower() == "pt-br"
+    return [
+        JobGroup(group=g, title=(g.title_pt_br if pt and g.title_pt_br else g.title_en), notes=list(g.notes.all()))
+        for g in groups.order_by("failure_mode", "pk")
+    ]
+
+
 def job_evidence_anchors(*, job: Job) -> set[str]:
     """DOM ids of every evidence item of the job's diagnosis (to highlight those rows). 1 query."""
     from diagnosis.models import Finding
@@ -460,6 +619,7 @@ class TimelineExecution:
     start: datetime | None
     stop: datetime | None
     visits: list[dict[str, Any]]
+    console_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -472,6 +632,8 @@ def job_timeline_data(*, job: Job) -> TimelineData:
     """Every execution of the job with its parsed state visits and attempts, plus TOQ's own times. 2 queries."""
     from awslogs.selectors import execution_list_for_job
 
+    from .aws_console import sfn_execution_url
+
     executions = [
         TimelineExecution(
             arn=e.arn,
@@ -479,6 +641,7 @@ def job_timeline_data(*, job: Job) -> TimelineData:
             status=e.status,
             start=e.start_date,
             stop=e.stop_date,
+            console_url=sfn_execution_url(e.arn, region=settings.AWS_DEFAULT_REGION),
             visits=[
                 {
                     "name": v.name,
@@ -697,6 +860,38 @@ class DerivativeCell:
     anchor: str
     outcome: str  # present / missing / zero_bytes
     size: int | None
+    kind: str = ""
+    url: str = ""  # presigned GET (present objects only); "" when nothing can be signed
+    preview: bool = False  # a small JPEG worth showing inline (photo and video thumbnails)
+    console_url: str = ""  # the object in the S3 console (present objects only)
+
+
+# The 200-px JPEGs: shown inline. Bigger sizes, the MP4, ZIPs and documents are links only, so a
+# listing with dozens of photos does not download their 1200-px versions to draw the panel.
+PREVIEW_KINDS = frozenset({"thumbnail", "video_thumbnail"})
+
+
+def _derivative_cell(key: str, kind: str, outcome: str, size: int | None) -> DerivativeCell:
+    """A matrix cell; a present object gets a short-lived presigned URL (signed locally, no AWS call)."""
+    from awslogs.client import s3_presigned_get_url
+
+    from . import aws_console
+
+    cell = DerivativeCell(key, derivative_anchor(key), outcome, size, kind)
+    if outcome != "present":
+        return cell
+    bucket = settings.TOQ_MEDIA_BUCKET
+    url = s3_presigned_get_url(bucket, key, expires_in=settings.S3_PRESIGNED_URL_EXPIRES_SECONDS)
+    return DerivativeCell(
+        key,
+        cell.anchor,
+        outcome,
+        size,
+        kind,
+        url=url,
+        preview=bool(url) and kind in PREVIEW_KINDS,
+        console_url=aws_console.s3_object_url(bucket, key, region=settings.AWS_DEFAULT_REGION),
+    )
 
 
 @dataclass(frozen=True)
@@ -713,7 +908,7 @@ def job_derivative_matrix(*, job: Job) -> DerivativeMatrix | None:
     from awslogs.parsers.resources import expected_derivatives
 
     cells: list[tuple[str, str, DerivativeCell]] = [
-        (c.raw_key, c.kind, DerivativeCell(c.key, derivative_anchor(c.key), c.outcome, c.size))
+        (c.raw_key, c.kind, _derivative_cell(c.key, c.kind, c.outcome, c.size))
         for c in DerivativeCheck.objects.filter(job=job).order_by("raw_key", "key")
     ]
     from_checks = bool(cells)
@@ -740,7 +935,7 @@ def job_derivative_matrix(*, job: Job) -> DerivativeMatrix | None:
         for e in expected:
             size = sizes.get(e.key)
             outcome = "missing" if e.key not in sizes else ("zero_bytes" if size == 0 else "present")
-            cells.append((e.raw_key, e.kind, DerivativeCell(e.key, derivative_anchor(e.key), outcome, size)))
+            cells.append((e.raw_key, e.kind, _derivative_cell(e.key, e.kind, outcome, size)))
     kinds = list(dict.fromkeys(kind for _, kind, _ in cells))
     by_raw: dict[str, dict[str, DerivativeCell]] = {}
     for raw, kind, cell in cells:

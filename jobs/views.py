@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -19,6 +20,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
+
+from reprocess.access import reprocess_links_visible
 
 from . import charts, selectors, services
 from .filters import JobFilter
@@ -88,6 +91,8 @@ def job_list(request: HtmxHttpRequest) -> HttpResponse:
         "has_cursor": cursor is not None,
         "next_after": cursor_encode(page.next_cursor),
         "status_counts": selectors.job_status_counts(for_counts.qs),
+        # "Reprocess these" (bulk reprocess of this filter); its views check the Admin role themselves.
+        "can_reprocess": reprocess_links_visible(request.user),
     }
     # A history restore (Back after hx-push-url, cache miss) needs the whole page.
     if partial:
@@ -97,6 +102,7 @@ def job_list(request: HtmxHttpRequest) -> HttpResponse:
             return HttpResponseStopPolling(response.content)
         return response
     ctx["sync_health"] = selectors.sync_health()
+    ctx["collection_lag"] = selectors.collection_lag()
     ctx["lookup_form"], ctx["lookup_matches"] = lookup_form, matches
     return render(request, "jobs/job_list.html", ctx)
 
@@ -188,20 +194,28 @@ def _panels(job: Job) -> list[tuple[str, str, str]]:
     ]
 
 
-@require_GET
-@role_required(SUPPORT)
-def job_detail(request: HtmxHttpRequest, toq_id: int, generation: int | None = None) -> HttpResponse:
-    job = _job_or_404(toq_id, generation)
+def _job_page(request: HtmxHttpRequest, job: Job, note_form: JobNoteForm, *, status: int = 200) -> HttpResponse:
+    """The job page: the mirror, TOQ-vs-AWS disagreements and console links (small indexed reads of the
+    AWS side, never its history), the panels' placeholders. A fixed number of queries."""
+    now = timezone.now()
+    evidence = selectors.job_aws_evidence(job=job)
     ctx = {
         "detail": selectors.job_detail(job=job),
-        "note_form": JobNoteForm(),
-        # TODO(ui): TOQ-vs-AWS disagreements come with the evidence (awslogs) and diagnosis work.
-        "disagreements": [],
+        "note_form": note_form,
+        "disagreements": selectors.job_disagreements(job=job, evidence=evidence, now=now),
+        "console": selectors.job_console_links(job=job, evidence=evidence, now=now),
+        "collection_lag": selectors.collection_lag(now=now),
         "panels": _panels(job),
         # The planner view checks the role itself; this only decides whether to show the link.
         "can_reprocess": user_has_role(request.user, ADMIN),
     }
-    return render(request, "jobs/job_detail.html", ctx)
+    return render(request, "jobs/job_detail.html", ctx, status=status)
+
+
+@require_GET
+@role_required(SUPPORT)
+def job_detail(request: HtmxHttpRequest, toq_id: int, generation: int | None = None) -> HttpResponse:
+    return _job_page(request, _job_or_404(toq_id, generation), JobNoteForm())
 
 
 @require_POST
@@ -214,8 +228,7 @@ def job_note_add(request: HtmxHttpRequest, toq_id: int, generation: int) -> Http
         form = JobNoteForm()
     elif not request.htmx:
         # Without JavaScript the page shows the form again with its errors.
-        ctx = {"detail": selectors.job_detail(job=job), "note_form": form, "disagreements": [], "panels": _panels(job)}
-        return render(request, "jobs/job_detail.html", ctx, status=400)
+        return _job_page(request, job, form, status=400)
     if not request.htmx:
         return redirect(reverse("jobs:job_detail_generation", args=[job.toq_id, job.generation]) + "#job-notes")
     # 200 with the form's errors for htmx too: htmx does not swap 4xx responses by default.
@@ -262,8 +275,15 @@ def job_diagnosis_panel(request: HtmxHttpRequest, toq_id: int, generation: int) 
 
 
 def _diagnosis_panel(request: HtmxHttpRequest, job: Job, form: AnnotationForm | None = None) -> HttpResponse:
-    card = selectors.job_diagnosis_card(job=job, lang=translation.get_language() or "en")
-    ctx = {"card": card, "can_annotate": user_has_role(request.user, ENGINEER), "annotation_form": form}
+    lang = translation.get_language() or "en"
+    ctx = {
+        "card": selectors.job_diagnosis_card(job=job, lang=lang),
+        # The audit trail of the annotations, and the notes of the job's failure groups.
+        "annotations": selectors.job_annotation_history(job=job),
+        "groups": selectors.job_failure_groups(job=job, lang=lang),
+        "can_annotate": user_has_role(request.user, ENGINEER),
+        "annotation_form": form,
+    }
     return _panel(request, job, "job-diagnosis", ctx)
 
 
@@ -340,7 +360,11 @@ def job_logs_panel(request: HtmxHttpRequest, toq_id: int, generation: int) -> Ht
 @role_required(SUPPORT)
 def job_derivatives_panel(request: HtmxHttpRequest, toq_id: int, generation: int) -> HttpResponse:
     job = _job_or_404(toq_id, generation)
-    return _panel(request, job, "job-derivatives", {"matrix": selectors.job_derivative_matrix(job=job)})
+    ctx = {
+        "matrix": selectors.job_derivative_matrix(job=job),
+        "presign_seconds": settings.S3_PRESIGNED_URL_EXPIRES_SECONDS,
+    }
+    return _panel(request, job, "job-derivatives", ctx)
 
 
 @require_GET

@@ -11,6 +11,8 @@ from django.utils import timezone, translation
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from reprocess.access import reprocess_links_visible
+
 from . import charts, selectors
 from .forms import GroupNoteForm
 from .roles import ENGINEER, SUPPORT, user_has_role
@@ -65,6 +67,8 @@ def group_detail(request: HttpRequest, group_id: int) -> HttpResponse:
     ctx = _group_ctx(request, group)
     ctx["detail"] = selectors.failure_group_detail(group=group)
     ctx["notes"] = ctx["detail"].notes
+    # Bulk reprocess of the group's jobs (its views check the Admin role themselves).
+    ctx["can_reprocess"] = reprocess_links_visible(request.user)
     return render(request, "jobs/group_detail.html", ctx)
 
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from toqdash.admin_base import ReadOnlyAdmin
 
-from .models import AuditEntry, ReprocessAction
+from .models import AuditEntry, Batch, BatchItem, ReprocessAction
 
 
 @admin.register(ReprocessAction)
@@ -19,3 +19,20 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ("action", "event")
     list_select_related = ("job",)
     search_fields = ("=job__toq_id", "actor_username", "reason")
+
+
+@admin.register(Batch)
+class BatchAdmin(ReadOnlyAdmin):
+    list_display = ("id", "name", "action", "state", "rate_per_minute", "created_by", "created_at", "finished_at")
+    list_filter = ("action", "state")
+    list_select_related = ("created_by",)
+    search_fields = ("name", "reason", "query", "idempotency_key")
+
+
+@admin.register(BatchItem)
+class BatchItemAdmin(ReadOnlyAdmin):
+    list_display = ("batch", "job", "state", "claims", "claimed_at", "finished_at", "result")
+    list_filter = ("state",)
+    list_select_related = ("batch", "job")
+    search_fields = ("=batch__id", "=job__toq_id")
+    raw_id_fields = ("batch", "job", "reprocess_action")

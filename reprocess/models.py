@@ -26,6 +26,9 @@ class Outcome(models.TextChoices):
     PENDING = "pending", _("Pending (AWS not answered yet)")
     SUCCEEDED = "succeeded", _("Accepted by AWS")
     FAILED = "failed", _("Refused by AWS or failed")
+    # Left pending by a process that died, and AWS cannot say whether the request arrived (an SQS
+    # message cannot be looked up): reprocess.services.reprocess_reconcile_action explains why.
+    UNKNOWN = "unknown", _("Unknown (toqdash stopped before AWS answered)")
 
 
 class ReprocessAction(models.Model):
@@ -83,6 +86,7 @@ class AuditEvent(models.TextChoices):
     REQUESTED = "requested", _("Requested")
     SUCCEEDED = "succeeded", _("Accepted by AWS")
     FAILED = "failed", _("Failed")
+    UNKNOWN = "unknown", _("Outcome unknown")
 
 
 class AuditEntry(models.Model):
@@ -125,3 +129,114 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
         raise AuditEntryImmutableError(_("Audit entries cannot be deleted."))
+
+
+# --- bulk reprocessing ---------------------------------------------------------------------------
+
+
+class BatchState(models.TextChoices):
+    RUNNING = "running", _("Running")
+    PAUSED = "paused", _("Paused")
+    ABORTED = "aborted", _("Aborted")
+    FINISHED = "finished", _("Finished")
+
+
+class ItemState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    DONE = "done", _("Done")
+    SKIPPED = "skipped", _("Skipped")
+    FAILED = "failed", _("Failed")
+
+
+class Batch(models.Model):
+    """One bulk reprocess: the jobs of a job-list filter (a failure group is `group=<id>`), one action.
+
+    Its whole state lives here and in its items (reprocess.bulk runs it), so a worker restart loses
+    nothing. Each item goes through `services.reprocess_job`, so every job also gets its own
+    ReprocessAction and audit entries.
+    """
+
+    name = models.CharField(max_length=200)
+    reason = models.TextField()
+    action = models.CharField(max_length=16, choices=ActionKind.choices)
+    # The job list's query string (only JobFilter's parameters, sorted): the set this batch was made of.
+    query = models.CharField(max_length=2000, blank=True)
+    # The failure group asked for (`group=` in the query), and how it was labelled then: groups are
+    # recomputed, so the label is a snapshot, and the id is not a foreign key.
+    group_id = models.PositiveBigIntegerField(null=True, blank=True)
+    group_label = models.CharField(max_length=255, blank=True)
+    rate_per_minute = models.PositiveIntegerField()
+    # From the confirmation form: a double submit or a retried POST creates one batch.
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=16, choices=BatchState.choices, default=BatchState.RUNNING)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Who paused, resumed or aborted it last, and when.
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+    # The rate limit: no item may start before this instant (moved on by 60 / rate_per_minute s per item).
+    not_before = models.DateTimeField(null=True, blank=True)
+    # A runner's lease (reprocess.bulk.batch_run): keeps the beat ticks from piling runs up. Safety does
+    # not rest on it (rate slots and item claims are conditional updates), only efficiency.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "batches"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rate_per_minute__gte=1, rate_per_minute__lte=600), name="reprocess_batch_rate_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} {self.name} ({self.action}, {self.state})"
+
+    @property
+    def is_over(self) -> bool:
+        return self.state in (BatchState.ABORTED, BatchState.FINISHED)
+
+    @property
+    def can_pause(self) -> bool:
+        return self.state == BatchState.RUNNING
+
+    @property
+    def can_resume(self) -> bool:
+        return self.state == BatchState.PAUSED
+
+    @property
+    def can_abort(self) -> bool:
+        return self.state in (BatchState.RUNNING, BatchState.PAUSED)
+
+
+class BatchItem(models.Model):
+    """One job of a batch: pending until a runner claims it and the single-job service answers."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="items")
+    job = models.ForeignKey("jobs.Job", on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=16, choices=ItemState.choices, default=ItemState.PENDING)
+    # Claimed by a runner at this instant; a claim older than REPROCESS_CLAIM_TIMEOUT_SECONDS belongs
+    # to a dead worker and is taken over (the item's idempotency key makes that safe).
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveSmallIntegerField(default=0)
+    reprocess_action = models.ForeignKey(
+        ReprocessAction, null=True, blank=True, on_delete=models.PROTECT, related_name="batch_items"
+    )
+    result = models.CharField(max_length=600, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "job"], name="reprocess_batch_item_job_uniq"),
+        ]
+        indexes = [models.Index(fields=["batch", "state"], name="reprocess_item_batch_state")]
+
+    def __str__(self) -> str:
+        return f"batch {self.batch_id} job {self.job_id} ({self.state})"

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -35,6 +36,27 @@ class ReprocessNotAllowed(ValidationError):
 
 class ReprocessConflict(ValidationError):
     """Another reprocess of the job is in flight or took this attempt first."""
+
+
+def _settle(row: ReprocessAction, user: User) -> bool:
+    """Record the outcome set on `row` if the action is still pending (a conditional update: of
+    two processes settling one action, one wins), with its audit entry. Whether this call won."""
+    row.finished_at = timezone.now()
+    with transaction.atomic(durable=True):
+        updated = ReprocessAction.objects.filter(pk=row.pk, outcome=Outcome.PENDING).update(
+            outcome=row.outcome,
+            response=row.response,
+            error=row.error,
+            new_execution_arn=row.new_execution_arn,
+            finished_at=row.finished_at,
+        )
+        if updated:
+            event = {
+                Outcome.SUCCEEDED: AuditEvent.SUCCEEDED,
+                Outcome.FAILED: AuditEvent.FAILED,
+            }.get(Outcome(row.outcome), AuditEvent.UNKNOWN)
+            _audit(action=row, user=user, event=event)
+    return bool(updated)
 
 
 def _audit(*, action: ReprocessAction, user: User, event: str) -> None:
@@ -134,18 +156,7 @@ def reprocess_job(*, job: Job, action: str, user: User, reason: str, idempotency
         row.outcome, row.error, row.response = Outcome.FAILED, str(exc), exc.as_dict()
     else:
         row.outcome, row.response, row.new_execution_arn = Outcome.SUCCEEDED, answer, arn
-    row.finished_at = timezone.now()
-    with transaction.atomic(durable=True):
-        updated = ReprocessAction.objects.filter(pk=row.pk, outcome=Outcome.PENDING).update(
-            outcome=row.outcome,
-            response=row.response,
-            error=row.error,
-            new_execution_arn=row.new_execution_arn,
-            finished_at=row.finished_at,
-        )
-        if updated:
-            event = AuditEvent.SUCCEEDED if row.outcome == Outcome.SUCCEEDED else AuditEvent.FAILED
-            _audit(action=row, user=user, event=event)
+    _settle(row, user)
     return row
 
 
@@ -166,7 +177,7 @@ def reprocess_link_executions(*, job: Job) -> int:
     A resubmit's execution gets an AWS-generated name, so it is found afterwards among the
     executions awslogs collected for the job id: the first not yet linked that started after the
     message was sent, attempts in order. Idempotent (conditional update); returns rows linked.
-    Meant for a periodic task once one is scheduled."""
+    Run for every job waiting for a link by `reprocess_link_pending_jobs` (beat)."""
     linked = set(
         ReprocessAction.objects.filter(job=job)
         .exclude(new_execution_arn="")
@@ -191,3 +202,124 @@ def reprocess_link_executions(*, job: Job) -> int:
             linked.add(candidate.arn)
             count += 1
     return count
+
+
+# --- actions left pending (issue 6 §3) -----------------------------------------------------------
+
+# How far before our claim AWS may date a redrive (clock skew between AWS and this host).
+RECONCILE_SKEW = dt.timedelta(seconds=60)
+# Pending actions reconciled per beat run: each costs at most one AWS call, and there are normally none.
+RECONCILE_LIMIT = 100
+
+
+def _claim_timeout() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.REPROCESS_CLAIM_TIMEOUT_SECONDS)
+
+
+def _reconcile_check(row: ReprocessAction) -> tuple[str, dict[str, Any], str, str] | None:
+    """(outcome, response, error, execution ARN) from what AWS says now; None when AWS could not be asked."""
+    sent = row.sent
+    if row.action == ActionKind.RESUBMIT:
+        # SQS has no lookup of one sent message: whether it left is unknowable from here.
+        error = _(
+            "toqdash stopped between recording this resubmit and SQS's answer. SQS cannot be asked "
+            "whether one message was sent, so it is unknown whether TOQ's queue received it. If no "
+            "new execution of the job appears, reprocess the job again."
+        )
+        return Outcome.UNKNOWN, {"reconciled": True}, error, ""
+    if row.action == ActionKind.RERUN:
+        arn = _execution_arn(sent["stateMachineArn"], sent["name"])
+        try:
+            answer = aws.sfn_describe_execution(arn)
+        except aws.ReprocessAwsError as exc:
+            if exc.code != "ExecutionDoesNotExist":
+                logger.warning("reconcile of reprocess %s: %s", row.pk, exc)
+                return None
+            error = _(
+                "toqdash stopped before AWS was called: no execution named %(name)s exists, so nothing "
+                "was started. Reprocess the job again if it still needs it."
+            ) % {"name": sent["name"]}
+            return Outcome.FAILED, {"reconciled": True, **exc.as_dict()}, error, ""
+        return Outcome.SUCCEEDED, {"reconciled": True, **answer}, "", arn
+    # Redrive: the execution says whether (and when) it was last redriven.
+    arn = str(sent["executionArn"])
+    try:
+        answer = aws.sfn_describe_execution(arn)
+    except aws.ReprocessAwsError as exc:
+        logger.warning("reconcile of reprocess %s: %s", row.pk, exc)
+        return None
+    redriven = parse_aws_date(answer.get("redriveDate"))
+    if redriven is not None and redriven >= row.created_at - RECONCILE_SKEW:
+        return Outcome.SUCCEEDED, {"reconciled": True, **answer}, "", arn
+    error = _(
+        "toqdash stopped before AWS was called: the execution was not redriven after this request. "
+        "Reprocess the job again if it still needs it."
+    )
+    return Outcome.FAILED, {"reconciled": True, **answer}, error, ""
+
+
+def parse_aws_date(value: Any) -> dt.datetime | None:
+    """A date as awslogs.client.jsonable leaves it (ISO text) or as epoch seconds."""
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return None
+
+
+def reprocess_reconcile_action(*, action_id: int) -> ReprocessAction:
+    """Resolve one action left pending (its process died between the claim and AWS's answer).
+
+    Re-run: DescribeExecution by its deterministic name (exists: succeeded; does not: failed, nothing
+    was started). Redrive: the execution's redriveDate. Resubmit: `unknown`, with the reason, since
+    SQS cannot be asked about one message. Idempotent (conditional update, audited once); an AWS
+    error leaves it pending for the next run. Does not check the timeout: callers do. Must be called
+    outside a transaction."""
+    row = ReprocessAction.objects.select_related("requested_by").get(pk=action_id)
+    if row.outcome != Outcome.PENDING:
+        return row
+    checked = _reconcile_check(row)
+    if checked is None:
+        return row
+    row.outcome, row.response, row.error, row.new_execution_arn = checked
+    if not _settle(row, row.requested_by):
+        row.refresh_from_db()  # the original process answered first
+    logger.info("reconciled reprocess %s of job %s: %s", row.pk, row.job_id, row.outcome)
+    return row
+
+
+def reprocess_reconcile_pending(*, now: dt.datetime | None = None, limit: int = RECONCILE_LIMIT) -> int:
+    """Reconcile actions pending for longer than REPROCESS_CLAIM_TIMEOUT_SECONDS; returns how many
+    were resolved. Idempotent; meant for beat (reprocess.reconcile_pending)."""
+    cutoff = (now or timezone.now()) - _claim_timeout()
+    ids = list(
+        ReprocessAction.objects.filter(outcome=Outcome.PENDING, created_at__lt=cutoff)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(reprocess_reconcile_action(action_id=pk).outcome != Outcome.PENDING for pk in ids)
+
+
+# Jobs whose resubmits are linked per beat run (database only, a few queries each).
+LINK_LIMIT = 500
+# A resubmit whose execution has not appeared after this long is not looked for any more.
+LINK_WINDOW = dt.timedelta(days=7)
+
+
+def reprocess_link_pending_jobs(*, now: dt.datetime | None = None, limit: int = LINK_LIMIT) -> int:
+    """`reprocess_link_executions` for every job with a recent resubmit not yet linked; returns
+    rows linked. Idempotent; meant for beat (reprocess.link_executions)."""
+    since = (now or timezone.now()) - LINK_WINDOW
+    job_ids = list(
+        ReprocessAction.objects.filter(
+            action=ActionKind.RESUBMIT, outcome=Outcome.SUCCEEDED, new_execution_arn="", created_at__gte=since
+        )
+        .order_by("job_id")
+        .values_list("job_id", flat=True)
+        .distinct()[:limit]
+    )
+    return sum(reprocess_link_executions(job=job) for job in Job.objects.filter(pk__in=job_ids))

@@ -120,3 +120,53 @@ def test_data_migration_creates_the_role_groups_idempotently():
     migration.create_roles(apps, None)
     migration.create_roles(apps, None)
     assert sorted(Group.objects.values_list("name", flat=True)) == sorted(ROLE_ORDER)
+
+
+# --- reprocess.urls: acting is the admins'; the job page's outcome panel is everyone's ---------------
+
+BATCH_ID = 4343  # the batch test_reprocess_urls creates
+
+REPROCESS_ACCESS: dict[str, tuple[str, dict[str, int], str, int]] = {
+    "reprocess_plan": ("get", {"toq_id": 37, "generation": 1}, ADMIN, 200),
+    "reprocess_run": ("post", {"toq_id": 37, "generation": 1}, ADMIN, 400),  # an empty form
+    "job_outcome": ("get", {"toq_id": 37, "generation": 1}, SUPPORT, 200),
+    "bulk_preview": ("get", {}, ADMIN, 200),
+    "bulk_confirm": ("post", {}, ADMIN, 400),  # an empty form
+    "bulk_start": ("post", {}, ADMIN, 400),  # an empty form
+    "batch_list": ("get", {}, ADMIN, 200),
+    "batch_detail": ("get", {"batch_id": BATCH_ID}, ADMIN, 200),
+    "batch_pause": ("post", {"batch_id": BATCH_ID}, ADMIN, 302),
+    "batch_resume": ("post", {"batch_id": BATCH_ID}, ADMIN, 302),
+    "batch_abort": ("post", {"batch_id": BATCH_ID}, ADMIN, 302),
+}
+
+
+def test_every_reprocess_url_has_an_access_rule():
+    import reprocess.urls
+
+    names = {p.name for p in reprocess.urls.urlpatterns if isinstance(p, URLPattern)}
+    assert names == set(REPROCESS_ACCESS)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("name", sorted(REPROCESS_ACCESS))
+def test_reprocess_urls(client, persona, name):
+    from reprocess.models import Batch
+
+    make_job37()
+    owner = make_user("batch-owner", ADMIN)
+    Batch.objects.create(  # type: ignore[misc]
+        pk=BATCH_ID, name="b", reason="r", action="resubmit", rate_per_minute=30, idempotency_key="k", created_by=owner
+    )
+    method, kwargs, lowest, ok_status = REPROCESS_ACCESS[name]
+    url = reverse(f"reprocess:{name}", kwargs=kwargs)
+    response = getattr(_client_for(client, persona), method)(url)
+    if persona is None:
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/?next=")
+    elif _allowed(persona, lowest):
+        assert response.status_code == ok_status, (persona, name)
+    else:
+        assert response.status_code == 403, (persona, name)
+    changed = {"batch_pause": "paused", "batch_abort": "aborted"}.get(name) if persona == ADMIN else None
+    assert Batch.objects.get().state == (changed or "running")  # nobody else changed it

@@ -10,6 +10,7 @@ Screenshots go to test-artifacts/ (gitignored).
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from diagnosis.models import FailureGroup, Finding, GroupNote
 from jobs import selectors
 from jobs.models import JobNote
 from jobs.roles import ENGINEER, SUPPORT
+from tests.awslogs.conftest import moto_server  # noqa: F401 (the moto server fixture, for the S3 previews)
 from tests.conftest import TOQ_DATABASES
 from tests.jobs.factories import XSS, make_job, make_job37, make_user
 from tests.jobs.test_views_groups import SERVER_LINE_37, diagnosed
@@ -261,3 +263,91 @@ def test_failure_groups_overview_and_lookup(live_server, chromium_path, tmp_path
 
     assert errors == [], f"console errors (CSP violations or script errors): {errors}"
     assert GroupNote.objects.get(group=group).text == "ffmpeg layer missing since the 2026-01 deploy"
+
+
+def _png_1x1() -> bytes:
+    """A valid 1×1 PNG (no image library needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_disagreement_banner_console_links_and_a_presigned_preview_under_the_csp(
+    live_server,
+    chromium_path,
+    moto_server,  # noqa: F811
+    monkeypatch,
+):
+    """The job page says loudly that TOQ and AWS disagree; the derivatives panel shows the thumbnail
+    through a presigned URL of the configured S3 endpoint (moto), which the CSP lets load, and a
+    console link opens in a new tab without a referrer."""
+    import boto3
+    from playwright.sync_api import expect, sync_playwright
+
+    from awslogs.models import DerivativeCheck, EvidenceStatus, Execution, MediaConvertJob
+
+    for name, value in (("AWS_ENDPOINT_URL", moto_server), ("AWS_ACCESS_KEY_ID", "t"), ("AWS_SECRET_ACCESS_KEY", "t")):
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client(
+        "s3", region_name="us-east-1", endpoint_url=moto_server, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    key = "16/processed/photo/horizontal/thumbnail/IMG 2907 <b>é.png"
+    s3.create_bucket(Bucket="toq-listing-medias")
+    s3.put_object(Bucket="toq-listing-medias", Key=key, Body=_png_1x1(), ContentType="image/png")
+
+    now = timezone.now()
+    arn = "arn:aws:states:us-east-1:123456789012:execution:listing-media-processing-sm-staging:e-77"
+    job = make_job(77, status="SUCCEEDED", external_id=arn, completed_at=now - timedelta(hours=1))
+    execution = Execution.objects.create(arn=arn, name="e-77", job=job, found_via="external_id", status="SUCCEEDED")
+    MediaConvertJob.objects.create(job_id="1767-mc", execution=execution, status="ERROR", error_message=XSS)
+    DerivativeCheck.objects.create(job=job, raw_key="16/raw/a", key=key, kind="thumbnail", outcome="present", size=70)
+    EvidenceStatus.objects.create(job=job, complete=True, job_row_hash=str(job.row_hash), collected_at=now)
+    make_user("support", SUPPORT)
+
+    errors: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(live_server.url + "/jobs/77/")
+                page.fill("#id_username", "support")
+                page.fill("#id_password", "pw-support")
+                page.click("main button[type=submit]")
+                banner = page.locator("#job-disagreements .disagreement-mediaconvert-failed")
+                expect(banner).to_be_visible()
+                expect(banner).to_contain_text("MediaConvert job 1767-mc ended ERROR")
+                expect(banner).to_contain_text("<script>alert")  # AWS text shown as text
+                assert page.locator("#xss-img").count() == 0
+
+                preview = page.locator("#job-derivatives img.preview")
+                expect(preview).to_have_attribute("loading", "lazy")
+                preview.scroll_into_view_if_needed()
+                page.wait_for_function("document.querySelector('#job-derivatives img.preview').complete")
+                assert preview.evaluate("img => img.naturalWidth") == 1, "the preview did not load (CSP img-src?)"
+                assert preview.get_attribute("src").startswith(moto_server + "/toq-listing-medias/16/processed/")
+                page.screenshot(path=str(ARTIFACTS / "job_disagreement_preview.png"), full_page=True)
+
+                link = page.locator("#job-aws a", has_text="e-77")
+                expect(link).to_have_attribute("rel", "noopener noreferrer")
+                expect(link).to_have_attribute("target", "_blank")
+            finally:
+                browser.close()
+    finally:
+        s3.delete_object(Bucket="toq-listing-medias", Key=key)
+        s3.delete_bucket(Bucket="toq-listing-medias")
+
+    assert errors == [], f"console errors (CSP violations or script errors): {errors}"

@@ -125,10 +125,33 @@ def _json_line(data: dict[str, Any]) -> LogLine:
         payload = loads_or_none(data["payload"])
         if isinstance(payload, dict):
             line.job_toq_id = int_or_none(payload.get("jobId"))
+    if line.job_toq_id is None:
+        line.job_toq_id = _sqs_job_id(data)
     request_id = data.get("request_id")
     if isinstance(request_id, str):
         line.request_id = request_id
     return line
+
+
+_BODY_JOB_ID = re.compile(r'"jobId"\s*:\s*"?(\d+)')
+
+
+def _sqs_job_id(data: dict[str, Any]) -> int | None:
+    """The job of a validate line that names none itself (FM-05): `Failed to unmarshal SQS body
+    structure` carries the SQS `body` it could not decode (the text still says `"jobId":…`, e.g. a
+    jobId sent as a string), and `Validate Lambda received raw event` the whole SQS event (used when
+    it holds one record only: a batch names several jobs)."""
+    body = data.get("body")
+    if not isinstance(body, str):
+        event = loads_or_none(data.get("raw_event")) if isinstance(data.get("raw_event"), str) else None
+        records = event.get("Records") if isinstance(event, dict) else None
+        if not (isinstance(records, list) and len(records) == 1 and isinstance(records[0], dict)):
+            return None
+        body = records[0].get("body")
+        if not isinstance(body, str):
+            return None
+    m = _BODY_JOB_ID.search(body[:MAX_PARSE_BYTES])
+    return int(m.group(1)) if m else None
 
 
 @dataclass

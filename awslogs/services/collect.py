@@ -23,6 +23,7 @@ from awslogs.models import Execution, FoundVia, MediaConvertJob, MissingReason, 
 from awslogs.services import rawkeys, store
 from awslogs.services.collect_logs import collect_logs, lambda_function_names, log_groups, validate_log_group
 from awslogs.services.context import JobResult, Missing, PassContext, record_missing
+from awslogs.services.runs import collection_run_recorded
 from awslogs.services.snapshots import lambda_configs_snapshot, queues_snapshot
 from jobs.models import Job, JobKind
 
@@ -366,7 +367,17 @@ class PassSummary:
 
 
 def evidence_pass(*, job_ids: list[int] | None = None, limit: int | None = None) -> PassSummary:
-    """One whole collection pass in the foreground (collect_aws)."""
+    """One whole collection pass in the foreground (collect_aws). Recorded as a CollectionRun unless
+    `job_ids` picks the jobs (a targeted run says nothing about the periodic collection)."""
+    if job_ids is not None:
+        return _evidence_pass(job_ids=job_ids, limit=limit)
+    with collection_run_recorded() as run:
+        summary = _evidence_pass(job_ids=None, limit=limit)
+        run.jobs = summary.jobs
+    return summary
+
+
+def _evidence_pass(*, job_ids: list[int] | None, limit: int | None) -> PassSummary:
     summary = PassSummary()
     summary.lambda_configs_new, missing = lambda_configs_snapshot()
     summary.missing.extend(missing)

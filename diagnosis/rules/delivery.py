@@ -95,6 +95,9 @@ def rule_callback_delivery(ev: Evidence) -> list[Candidate]:
         if slug.startswith("http-"):
             status = int(slug[5:])
             fm, cause = statuses.get(status, ("FM-20", "callback-http-error"))
+            if status >= 500 and any(key[0] == "FM-24" for key in grouped):
+                # TOQ logged why it answered 5xx: the undelivered callback is that database error.
+                fm, cause = "FM-24", "db-error"
         items = [log_item(x) for _, x, _ in problems if x is not None]
         items += [history_item(e, f, f"{f.error} {f.cause}") for e, f in delivery_failed]
         # A retry that got through later (TOQ applied a callback) leaves the failed try as a

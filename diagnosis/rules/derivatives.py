@@ -153,7 +153,11 @@ def rule_derivative_errors(ev: Evidence) -> list[Candidate]:
         confidence = min(0.99, best.strength + 0.02 * (len({e.item.kind for e in errs}) - 1))
         message = next((e.message for e in errs if e.message), "")
         state = VIDEO_BRANCH_STATE if branch == "video" else IMAGE_BRANCH_STATE
-        items = [e.item for e in errs] + _derivative_items(ev, {e.source_key for e in errs}, branch)
+        # One history event or log line can hold the errors of several assets: cite each record once.
+        records: dict[tuple[str, str, str], EvidenceItem] = {}
+        for item in [e.item for e in errs] + _derivative_items(ev, {e.source_key for e in errs}, branch):
+            records.setdefault((item.kind, item.source, item.ref), item)
+        items = list(records.values())
         out.append(
             Candidate(
                 failure_mode="FM-12" if branch == "video" else "FM-11",
@@ -178,7 +182,7 @@ def rule_derivative_errors(ev: Evidence) -> list[Candidate]:
                 ORIGIN,
                 0.8,
                 [EvidenceItem("s3_object", "toq-listing-medias", d.key, "zero_bytes") for d in empty],
-                params={"keys": short_keys([d.raw_key for d in empty]), "message": "0-byte thumbnail"},
+                params={"keys": short_keys([d.raw_key for d in empty]), "message": "0 bytes."},
                 failing_state=VIDEO_BRANCH_STATE,
                 message="empty thumbnail",
             )

@@ -81,13 +81,15 @@ def rule_consolidate(ev: Evidence) -> list[Candidate]:
         )
     for execution in ev.executions:
         if "DataLimitExceeded" in execution.error:
+            fact = next((f for f in execution.events if f.type == "ExecutionFailed"), None)
+            ref = str(fact.event_id) if fact else "describe-execution"
             out.append(
                 Candidate(
                     "FM-14",
                     "data-limit-exceeded",
                     ORIGIN,
                     0.9,
-                    [EvidenceItem("history_event", execution.arn, "ExecutionFailed", excerpt(execution.error))],
+                    [EvidenceItem("history_event", execution.arn, ref, excerpt(f"ExecutionFailed {execution.error}"))],
                     params={"error": execution.error},
                     message=execution.error,
                 )
@@ -190,7 +192,10 @@ def rule_branch_task_failed(ev: Evidence) -> list[Candidate]:
             )
         )
     lambda_code = re.match(r"(LAMBDA\.|SANDBOX\.|STATES\.TIMEOUT|RUNTIME\.)", code)
-    if lam or (lambda_code and ev.job.callback_status == "PROCESSING_FAILED" and not fails):
+    # The callback's code alone names no state: it points at a branch only when no history says
+    # where the failure was (a consolidate timeout sends the same SANDBOX.TIMEDOUT, FM-14).
+    history_known = any(e.events for e in ev.executions)
+    if lam or (lambda_code and ev.job.callback_status == "PROCESSING_FAILED" and not fails and not history_known):
         e_f = lam[-1] if lam else None
         error = e_f[1].error if e_f else ev.job.callback_error_code
         cause_text = e_f[1].cause if e_f else ev.job.callback_error_message

@@ -81,3 +81,25 @@ def replace_text(path: Path, old: str, new: str) -> None:
 
 def roles(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(f["failure_mode"], f["cause"], f["role"]) for f in data["findings"]]
+
+
+# --- scenarios through the real path (tests/diagnosis/scenario_world.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def scenario_servers() -> Iterator[Any]:
+    """moto and the fake AWS endpoint, started once for all scenarios."""
+    from tests.diagnosis.scenario_world import start_servers
+
+    servers = start_servers()
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture
+def scenario(scenario_servers: Any, toq_db: ToqMySQL, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Any:
+    """An empty world (TOQ rows in our MariaDB database, AWS state reset) to build a scenario in."""
+    from tests.diagnosis.scenario_world import Scenario, configure
+
+    configure(scenario_servers, monkeypatch, settings)
+    return Scenario(scenario_servers, toq_db)

@@ -136,7 +136,7 @@ def test_group_list_trend_regression_badge_and_title_in_portuguese(support, djan
 @pytest.mark.django_db(databases=TOQ_DATABASES)
 def test_group_page_jobs_evidence_and_notes(support, world, group37, django_assert_num_queries):
     GroupNote.objects.create(group=group37, author=make_user("eve", ENGINEER), text="ffmpeg layer removed")  # type: ignore[misc]
-    with django_assert_num_queries(AUTH_QUERIES + 4):  # group, findings+jobs, notes+authors, engineer check
+    with django_assert_num_queries(AUTH_QUERIES + 3):  # group, findings+jobs, notes+authors (roles read once)
         response = support.get(f"/groups/{group37.pk}/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -164,7 +164,7 @@ def test_engineer_adds_a_group_note_with_and_without_htmx(engineer, group37, dja
     assert f'hx-post="/groups/{group37.pk}/notes/" hx-target="#group-notes"' in page
     assert 'name="csrfmiddlewaretoken"' in page and "x-csrftoken" in page
 
-    with django_assert_num_queries(AUTH_QUERIES + 4):  # group, insert, the form's role check, notes
+    with django_assert_num_queries(AUTH_QUERIES + 3):  # group, insert, notes (roles read once)
         partial = engineer.post(f"/groups/{group37.pk}/notes/", {"text": "<b>rollback</b> the layer"}, headers=HX)
     body = partial.content.decode()
     assert partial.status_code == 200 and "<html" not in body

@@ -50,7 +50,9 @@ PANELS = [
 
 @pytest.mark.django_db(databases=TOQ_DATABASES)
 def test_job_page_loads_panels_lazily_and_links_them_without_js(client, support, world, django_assert_num_queries):
-    with django_assert_num_queries(10):  # auth 3, job, listing, assets, history, gens, notes, admin-link role check
+    # auth 3, job, listing, assets, history, gens, notes, admin-link role check; the AWS side (executions,
+    # MediaConvert jobs, failed derivative checks, evidence status) and the last collection pass
+    with django_assert_num_queries(14):
         response = client.get("/jobs/37/")
     html = response.content.decode()
     for path, dom_id in PANELS:
@@ -66,7 +68,9 @@ def test_job_page_loads_panels_lazily_and_links_them_without_js(client, support,
 @pytest.mark.parametrize(
     ("path", "dom_id", "queries"),
     [
-        ("diagnosis/", "job-diagnosis", 8),  # + the annotations in force, + the engineer-form role check
+        # + the annotations in force, their history, the job's failure groups (+ their notes when it has
+        # one: not here, no group refresh ran), + the engineer-form role check
+        ("diagnosis/", "job-diagnosis", 9),
         ("timeline/", "job-timeline", 6),
         ("derivatives/", "job-derivatives", 7),
         ("logs/", "job-logs", 8),

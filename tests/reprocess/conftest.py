@@ -167,3 +167,35 @@ def engineer_user(db: None) -> AbstractUser:
 @pytest.fixture
 def support_user(db: None) -> AbstractUser:
     return make_user("sup", SUPPORT)
+
+
+def make_failed_job(aws: MotoAws, toq_id: int, **kwargs: Any) -> Job:
+    """A failed processing job with its collected execution (input: job 37's assets): eligible for
+    resubmit and rerun."""
+    from tests.jobs.factories import make_job
+
+    arn = aws.state_machine_arn.replace(":stateMachine:", ":execution:") + f":e{toq_id}"
+    values: dict[str, Any] = {"status": "FAILED", "kind": "processing", "external_id": arn}
+    values.update(kwargs)
+    job = make_job(toq_id, **values)
+    add_execution(job, state_machine_arn=aws.state_machine_arn, arn=arn)
+    return job
+
+
+def make_finalization_job(toq_id: int) -> Job:
+    """Not eligible for a resubmit: finalization jobs do not go through TOQ's queue."""
+    from tests.jobs.factories import make_job
+
+    return make_job(toq_id, status="FAILED", provider="STEP_FUNCTIONS_FINALIZATION", kind="finalization")
+
+
+@pytest.fixture
+def started_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Batch runs enqueued (on commit) instead of sent to the broker: tests call batch_run themselves."""
+    from django.db import transaction
+
+    started: list[int] = []
+    monkeypatch.setattr(
+        "reprocess.bulk._start_run", lambda batch_id: transaction.on_commit(lambda: started.append(batch_id))
+    )
+    return started

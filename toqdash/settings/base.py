@@ -275,6 +275,10 @@ AWSLOGS_LOG_MARGIN_SECONDS = env.int("AWSLOGS_LOG_MARGIN_SECONDS", default=120)
 # Jobs the periodic dispatcher fans out per run (each is one Celery task).
 AWSLOGS_DISPATCH_LIMIT = env.int("AWSLOGS_DISPATCH_LIMIT", default=200)
 AWSLOGS_DISPATCH_INTERVAL_SECONDS = env.int("AWSLOGS_DISPATCH_INTERVAL_SECONDS", default=300)
+# The UI warns that AWS evidence is behind when the last successful collection pass (a dispatcher
+# run or a whole `collect_aws`) is older than this; 0 turns the warning off. Three dispatch intervals,
+# like the sync's staleness.
+AWSLOGS_STALE_AFTER_SECONDS = env.int("AWSLOGS_STALE_AFTER_SECONDS", default=3 * AWSLOGS_DISPATCH_INTERVAL_SECONDS)
 CELERY_BEAT_SCHEDULE["every-5m-awslogs-dispatch"] = {
     # Evidence is not urgent (a person reads it after the fact); every 5 min keeps API calls low.
     "task": "awslogs.evidence_dispatch",
@@ -282,3 +286,48 @@ CELERY_BEAT_SCHEDULE["every-5m-awslogs-dispatch"] = {
     "options": {"expires": AWSLOGS_DISPATCH_INTERVAL_SECONDS * 1.5},
 }
 # --- end AWS evidence (awslogs) -------------------------------------------------------------------
+
+# --- Job page -----------------------------------------------------------------------------------
+# Lifetime of the presigned S3 GET URLs behind the derivative previews and the MP4 link. Short: a
+# copied link stops working soon; the page signs fresh ones on every load.
+S3_PRESIGNED_URL_EXPIRES_SECONDS = env.int("S3_PRESIGNED_URL_EXPIRES_SECONDS", default=300)
+# A TOQ-vs-AWS disagreement that can be a race (an execution closed, the callback and the next sync
+# still on their way; evidence collected just before the job's row changed) is reported only after
+# this many minutes.
+TOQ_DISAGREEMENT_GRACE_MINUTES = env.int("TOQ_DISAGREEMENT_GRACE_MINUTES", default=5)
+
+# --- Reprocessing (reprocess) ---------------------------------------------------------------------
+# A bulk reprocess's default rate limit in jobs per minute (the admin may change it per batch,
+# 1..600). Each job is one SQS message or one StartExecution, and each new execution may start a
+# MediaConvert job, so the default is gentle.
+REPROCESS_BULK_RATE_PER_MINUTE = env.int("REPROCESS_BULK_RATE_PER_MINUTE", default=30)
+# Seconds between bulk ticks (beat), which is also how long one batch run works before yielding
+# its worker. A run sleeps between items to keep the rate smooth, so one worker slot stays busy while
+# a batch runs.
+REPROCESS_BULK_TICK_SECONDS = env.int("REPROCESS_BULK_TICK_SECONDS", default=10)
+# Seconds after which a claim nobody finished is taken to belong to a dead process: a batch item's
+# claim is taken over, and a reprocess action still pending is reconciled with AWS. This must be more
+# than a live process can take over one action: the bulk task's hard limit (360 s), or two AWS calls
+# with botocore's retries (2 × AWS_MAX_ATTEMPTS × (connect + read timeout) ≈ 350 s by default).
+REPROCESS_CLAIM_TIMEOUT_SECONDS = env.int("REPROCESS_CLAIM_TIMEOUT_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE["every-10s-reprocess-bulk-tick"] = {
+    # Runs every running batch's due items. Short: it is what keeps a batch going (and what resumes
+    # it after a worker restart); a tick with no running batch is one indexed query.
+    "task": "reprocess.bulk_tick",
+    "schedule": float(REPROCESS_BULK_TICK_SECONDS),
+    "options": {"expires": REPROCESS_BULK_TICK_SECONDS * 1.5},
+}
+CELERY_BEAT_SCHEDULE["every-5m-reprocess-link-executions"] = {
+    # Links resubmits to the executions TOQ's validate Lambda started for them; those executions
+    # are collected by awslogs every 5 min, so linking more often would find nothing new.
+    "task": "reprocess.link_executions",
+    "schedule": 300.0,
+    "options": {"expires": 450},
+}
+CELERY_BEAT_SCHEDULE["every-5m-reprocess-reconcile-pending"] = {
+    # Actions left pending by a dead process (only after REPROCESS_CLAIM_TIMEOUT_SECONDS); rare.
+    "task": "reprocess.reconcile_pending",
+    "schedule": 300.0,
+    "options": {"expires": 450},
+}
+# --- end Reprocessing (reprocess) -----------------------------------------------------------------
