@@ -37,7 +37,7 @@ from django.utils.translation import gettext as _
 
 from jobs.roles import ADMIN, user_has_role
 
-from .models import Batch, BatchItem, BatchState, ItemState, Outcome, ReprocessAction
+from .models import ActionKind, Batch, BatchItem, BatchState, ItemState, Outcome, ReprocessAction
 from .selectors import BulkPreview, bulk_preview
 from .services import ReprocessNotAllowed, reprocess_job, reprocess_reconcile_action
 
@@ -248,6 +248,8 @@ def _settle(item: BatchItem, state: str, *, action: ReprocessAction | None = Non
     if action is not None:
         response = action.response or {}
         target = action.new_execution_arn or str(response.get("MessageId", ""))
+        if not target and action.action == ActionKind.PROCESS and "status" in response:
+            target = f"TOQ HTTP {response['status']}"
         result = f"attempt {action.attempt}" + (f": {target}" if target else "")
     BatchItem.objects.filter(pk=item.pk, state=ItemState.PENDING).update(
         state=state, reprocess_action=action, result=result[:600], error=error, finished_at=timezone.now()

@@ -7,6 +7,7 @@ idempotency key; one attempt number per job) and on AWS execution names / client
 
 from __future__ import annotations
 
+import json
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -19,16 +20,18 @@ class ActionKind(models.TextChoices):
     RESUBMIT = "resubmit", _("Resubmit to TOQ's queue")
     RERUN = "rerun", _("Re-run the execution with its original input")
     REDRIVE = "redrive", _("Redrive the failed execution")
+    # Through TOQ's API, not AWS: TOQ makes a new job for the listing (reprocess.toq_api).
+    PROCESS = "process", _("Ask TOQ to process the listing again")
 
 
 class Outcome(models.TextChoices):
-    # Claimed in the database, AWS not answered yet (or the process died while calling it).
-    PENDING = "pending", _("Pending (AWS not answered yet)")
-    SUCCEEDED = "succeeded", _("Accepted by AWS")
-    FAILED = "failed", _("Refused by AWS or failed")
+    # Claimed in the database, AWS (or TOQ's API) not answered yet, or the process died calling it.
+    PENDING = "pending", _("Pending (not answered yet)")
+    SUCCEEDED = "succeeded", _("Accepted (by AWS or TOQ)")
+    FAILED = "failed", _("Refused or failed")
     # Left pending by a process that died, and AWS cannot say whether the request arrived (an SQS
     # message cannot be looked up): reprocess.services.reprocess_reconcile_action explains why.
-    UNKNOWN = "unknown", _("Unknown (toqdash stopped before AWS answered)")
+    UNKNOWN = "unknown", _("Unknown (toqdash stopped before the answer)")
 
 
 class ReprocessAction(models.Model):
@@ -42,7 +45,8 @@ class ReprocessAction(models.Model):
     reason = models.TextField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # The exact AWS request (operation + parameters), written before the call.
+    # The exact AWS request (operation + parameters), or the TOQ API request without its token,
+    # written before the call.
     sent = models.JSONField(default=dict)
     response = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -64,6 +68,11 @@ class ReprocessAction(models.Model):
     def __str__(self) -> str:
         return f"{self.action} of job {self.job_id} (attempt {self.attempt}, {self.outcome})"
 
+    @property
+    def response_json(self) -> str:
+        """The stored answer, indented (templates escape it)."""
+        return json.dumps(self.response, indent=2, ensure_ascii=False) if self.response is not None else ""
+
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
     """Bulk writes are refused as well: `update()`, `delete()` and `bulk_update()` (which updates)."""
@@ -84,7 +93,7 @@ class AuditEntryImmutableError(Exception):
 
 class AuditEvent(models.TextChoices):
     REQUESTED = "requested", _("Requested")
-    SUCCEEDED = "succeeded", _("Accepted by AWS")
+    SUCCEEDED = "succeeded", _("Accepted (by AWS or TOQ)")
     FAILED = "failed", _("Failed")
     UNKNOWN = "unknown", _("Outcome unknown")
 

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from awslogs.models import Execution, HistoryEvent
 from jobs.models import Job, JobKind, JobStatus, Listing, MediaAsset
 
+from . import toq_api
 from .models import ActionKind, Outcome, ReprocessAction
 
 # AWS: a closed execution can be redriven for 14 days after it closed...
@@ -39,8 +40,9 @@ class ActionPlan:
     eligible: bool
     reasons: list[str] = field(default_factory=list)  # why not, in plain language
     does: str = ""
-    request: dict[str, Any] = field(default_factory=dict)  # the exact AWS request
+    request: dict[str, Any] = field(default_factory=dict)  # the exact AWS (or TOQ API) request
     side_effects: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # this action's own, besides the plan's
 
     @property
     def request_json(self) -> str:
@@ -48,8 +50,8 @@ class ActionPlan:
 
     @property
     def payload(self) -> str:
-        """The message body or execution input, unescaped, as it will travel."""
-        return str(self.request.get("MessageBody") or self.request.get("input") or "")
+        """The message body, execution input or HTTP body, unescaped, as it will travel."""
+        return str(self.request.get("MessageBody") or self.request.get("input") or self.request.get("body") or "")
 
 
 @dataclass
@@ -311,7 +313,104 @@ def plan_reprocess(job: Job, user: AbstractBaseUser | AnonymousUser | None = Non
         original_execution=execution,
         assets=assets,
         warnings=plan_warnings(job),
-        actions={a.action: a for a in (resubmit, rerun, redrive)},
+        actions={a.action: a for a in (resubmit, rerun, redrive, plan_process(job))},
+    )
+
+
+# TOQ's asset statuses that its /process picks up (reference §1.3 step 3, §6).
+PROCESS_ASSET_STATUSES = ("PENDING_UPLOAD", "FAILED")
+
+
+def process_request(*, listing_identity_id: int) -> dict[str, Any]:
+    """What toqdash sends to TOQ's /process, the token masked (reprocess.toq_api). Stored as is."""
+    return {
+        "operation": toq_api.OPERATION,
+        "method": "POST",
+        "url": toq_api.process_url(),
+        "headers": {
+            "Authorization": toq_api.MASKED_AUTHORIZATION,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "toqdash",
+        },
+        "body": compact_json({"listingIdentityId": listing_identity_id}),
+    }
+
+
+def plan_process(job: Job) -> ActionPlan:
+    """Ask TOQ to process the job's listing again: TOQ's own route, so TOQ makes a new job id."""
+    listing_id = job.listing_identity_id
+    reasons = toq_api.configuration_problems()
+    if job.kind != JobKind.PROCESSING:
+        reasons.append(
+            _("TOQ's /process starts media processing, not a %s job; it cannot redo this one.") % job.get_kind_display()
+        )
+    warnings: list[str] = []
+    listing = Listing.objects.filter(toq_id=listing_id, superseded_at__isnull=True).first()
+    if listing is not None and listing.listing_status not in PROCESSABLE_LISTING_STATUSES:
+        warnings.append(
+            _(
+                'TOQ will refuse (409 "listing is not awaiting media processing"): the listing is in '
+                "status %(status)s, and TOQ only processes media in status 6 or 8."
+            )
+            % {"status": f"{listing.listing_status} {listing.listing_status_name}"}
+        )
+    pending_types = list(
+        MediaAsset.objects.filter(
+            listing_identity_id=listing_id, superseded_at__isnull=True, status__in=PROCESS_ASSET_STATUSES
+        ).values_list("asset_type", flat=True)
+    )
+    pending_assets = len(pending_types)
+    if not pending_assets:
+        warnings.append(
+            _(
+                "The mirror shows no asset of the listing waiting for processing (PENDING_UPLOAD or "
+                'FAILED): TOQ would answer 400 "no assets available for processing".'
+            )
+        )
+    in_flight = (
+        Job.objects.current()
+        .filter(
+            listing_identity_id=listing_id, kind=JobKind.PROCESSING, status__in=(JobStatus.PENDING, JobStatus.RUNNING)
+        )
+        .exclude(pk=job.pk)
+        .values_list("toq_id", flat=True)
+    )
+    for other in in_flight:
+        warnings.append(
+            _(
+                "Job %(id)s of this listing is still in flight in TOQ: its assets are PROCESSING, and "
+                "TOQ does not pick those up again."
+            )
+            % {"id": other}
+        )
+    if toq_api.sends_token_in_clear():
+        warnings.append(_("TOQ_API_BASE_URL is not HTTPS: the token would travel unencrypted."))
+    videos = _video_effect([{"key": "", "type": t or ""} for t in pending_types])
+    return ActionPlan(
+        action=ActionKind.PROCESS,
+        label=str(ActionKind.PROCESS.label),
+        eligible=not reasons,
+        reasons=reasons,
+        does=_(
+            "Calls TOQ's own API, as TOQ's app does after an upload: TOQ checks the listing, makes a new "
+            "job and sends its processing message; the validate Lambda then starts a new execution."
+        ),
+        request=process_request(listing_identity_id=listing_id) if not reasons else {},
+        side_effects=[
+            _(
+                "TOQ creates a new job id for listing %(listing)s; this job's row stays as it is "
+                "(the new job appears here after the next sync)."
+            )
+            % {"listing": listing_id},
+            _(
+                "All the listing's assets in PENDING_UPLOAD or FAILED are processed again (%(n)d in the "
+                "mirror), not only this job's; TOQ sets them to PROCESSING."
+            )
+            % {"n": pending_assets},
+            *videos,
+        ],
+        warnings=warnings,
     )
 
 

@@ -135,11 +135,20 @@ def bulk_preview(*, query: str, action: str) -> BulkPreview:
         preview.errors.append(_("No job matches this filter."))
         return preview
     counts: Counter[str] = Counter()
+    listings_seen: set[int] = set()
     for job in Job.objects.filter(pk__in=ids).order_by("toq_id", "generation"):
         plan = plan_reprocess(job)
         step = plan.actions[action]
-        preview.jobs.append(BulkJob(job=job, eligible=step.eligible, reasons=step.reasons, warnings=plan.warnings))
-        counts.update(list(dict.fromkeys(step.reasons)))  # each reason once per job, in order
+        reasons = list(step.reasons)
+        if action == ActionKind.PROCESS:
+            # TOQ processes a listing, not a job: one call per listing (the first job of it here).
+            if job.listing_identity_id in listings_seen:
+                reasons.append(_("An earlier job of this batch already asks TOQ to process the same listing."))
+            listings_seen.add(job.listing_identity_id)
+        preview.jobs.append(
+            BulkJob(job=job, eligible=not reasons, reasons=reasons, warnings=[*plan.warnings, *step.warnings])
+        )
+        counts.update(list(dict.fromkeys(reasons)))  # each reason once per job, in order
     preview.reasons = counts.most_common()
     if not preview.eligible:
         preview.errors.append(_("None of these jobs is eligible for this action."))
@@ -225,6 +234,13 @@ def job_reprocess_outcome(*, job: Job) -> ReprocessOutcome:
     rows = [AttemptRow(action=a, execution_status=statuses.get(a.new_execution_arn, "")) for a in actions]
     resolved = next((r for r in rows if r.execution_status == "SUCCEEDED"), None)
     if resolved is None and job.status == JobStatus.SUCCEEDED and job.completed_at is not None:
-        accepted = [r for r in rows if r.action.outcome == Outcome.SUCCEEDED and r.action.created_at < job.completed_at]
+        # A `process` makes a new job in TOQ and leaves this row alone: it cannot have completed it.
+        accepted = [
+            r
+            for r in rows
+            if r.action.outcome == Outcome.SUCCEEDED
+            and r.action.action != ActionKind.PROCESS
+            and r.action.created_at < job.completed_at
+        ]
         resolved = accepted[-1] if accepted else None
     return ReprocessOutcome(job=job, attempts=rows, resolved_by=resolved)

@@ -4,6 +4,8 @@ Idempotency (issue 6 §3): the caller's idempotency key is UNIQUE (a double clic
 request with the same key returns the first action); (job, attempt) is UNIQUE and only one action
 per job may wait for AWS (two admins at once: the second is refused); a re-run's execution name
 is deterministic and a redrive carries a client token, so AWS itself refuses a second start.
+The `process` action calls TOQ's API instead of AWS (reprocess.toq_api), once: TOQ's /process has
+no idempotency token, so the claim above is what keeps a retried request from sending it twice.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from awslogs.models import Execution
 from jobs.models import Job
 from jobs.roles import ADMIN, user_has_role
 
-from . import aws
+from . import aws, toq_api
 from .models import ActionKind, AuditEntry, AuditEvent, Outcome, ReprocessAction
 from .planner import plan_reprocess
 
@@ -79,8 +81,13 @@ def _execution_arn(state_machine_arn: str, name: str) -> str:
 
 
 def _call_aws(action: ReprocessAction) -> tuple[dict[str, Any], str]:
-    """AWS's answer and the execution ARN it concerns. Raises aws.ReprocessAwsError."""
+    """AWS's (or TOQ's) answer and the execution ARN it concerns. Raises aws.ReprocessAwsError
+    (toq_api.ToqApiError for TOQ)."""
     sent = action.sent
+    if action.action == ActionKind.PROCESS:
+        # TOQ answers 202 without the new job's id (it reaches the mirror with the next sync) and
+        # the validate Lambda names the execution later: neither is known here.
+        return toq_api.post_process(url=sent["url"], headers=sent["headers"], body=sent["body"]), ""
     if action.action == ActionKind.RESUBMIT:
         answer = aws.sqs_send_message(
             queue_name=sent["QueueName"], body=sent["MessageBody"], attributes=sent["MessageAttributes"]
@@ -225,6 +232,14 @@ def _reconcile_check(row: ReprocessAction) -> tuple[str, dict[str, Any], str, st
             "toqdash stopped between recording this resubmit and SQS's answer. SQS cannot be asked "
             "whether one message was sent, so it is unknown whether TOQ's queue received it. If no "
             "new execution of the job appears, reprocess the job again."
+        )
+        return Outcome.UNKNOWN, {"reconciled": True}, error, ""
+    if row.action == ActionKind.PROCESS:
+        # TOQ's API has no lookup of one /process call either.
+        error = _(
+            "toqdash stopped between recording this request and TOQ's answer. TOQ cannot be asked "
+            "whether it received it, so it is unknown whether TOQ made a new job. Look for a new job "
+            "of the listing before asking TOQ again."
         )
         return Outcome.UNKNOWN, {"reconciled": True}, error, ""
     if row.action == ActionKind.RERUN:

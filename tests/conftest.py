@@ -38,6 +38,18 @@ def _services_are_up() -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """Every test starts in the default language: a request in Portuguese (LocaleMiddleware)
+    leaves its language active in the thread, and the next test would read translated labels."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
 class ToqMySQL:
     """Root access to TOQ's test database in MariaDB: loads DDL and rows like TOQ would have them.
 

@@ -7,31 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from jobs.models import Job, MediaAsset, SyncRun
 from jobs.sync import toq_sync
+from tests.celery_worker import ROOT, child_env, start_worker
 from tests.conftest import TOQ_DATABASES
 from tests.jobs.toq_rows import T0, add_listing, add_user, assert_mirror_equals_source
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases=TOQ_DATABASES), pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _child_env(**extra: str) -> dict[str, str]:
-    name = connection.settings_dict["NAME"]  # the test database pytest-django created
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="toqdash.settings.test",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{name}",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
 
 
 def _bulk_source(db, jobs: int, assets: int) -> None:
@@ -67,7 +52,7 @@ def test_a_pass_killed_mid_way_then_rerun_converges(toq_mysql):
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "sync_toq", "--chunk-size", "100", "--no-progress"],
         cwd=ROOT,
-        env=_child_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -102,26 +87,11 @@ def test_a_pass_killed_mid_way_then_rerun_converges(toq_mysql):
 
 def test_celery_worker_with_beat_runs_the_sync(toq_mysql, tmp_path):
     _bulk_source(toq_mysql, jobs=30, assets=10)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "toqdash",
-            "worker",
-            "--beat",
-            "--concurrency=1",
-            "--pool=solo",
-            "--loglevel=INFO",
-            f"--schedule={tmp_path / 'beat-schedule'}",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=_child_env(CELERY_BROKER_URL="redis://127.0.0.1:6379/15", TOQ_SYNC_INTERVAL_SECONDS="2"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    worker = start_worker(
+        tmp_path / "beat-schedule",
+        subprocess.PIPE,
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/15",
+        TOQ_SYNC_INTERVAL_SECONDS="2",
     )
     try:
         deadline = time.monotonic() + 90
@@ -153,7 +123,7 @@ def test_progress_on_a_tty_and_one_summary_line(toq_mysql):
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "sync_toq", "--chunk-size", "500"],
         cwd=ROOT,
-        env=_child_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=slave,
     )

@@ -90,7 +90,7 @@ def test_resubmit_is_unknown_with_a_visible_explanation(
     client.force_login(admin_user)
     for url in ("/reprocess/jobs/37/g1/", "/reprocess/jobs/37/g1/outcome/"):
         html = client.get(url).content.decode()
-        assert "Unknown (toqdash stopped before AWS answered)" in html, url
+        assert "Unknown (toqdash stopped before the answer)" in html, url
         assert "SQS cannot be asked whether one message was sent" in html, url
 
 

@@ -310,6 +310,15 @@ REPROCESS_BULK_TICK_SECONDS = env.int("REPROCESS_BULK_TICK_SECONDS", default=10)
 # than a live process can take over one action: the bulk task's hard limit (360 s), or two AWS calls
 # with botocore's retries (2 × AWS_MAX_ATTEMPTS × (connect + read timeout) ≈ 350 s by default).
 REPROCESS_CLAIM_TIMEOUT_SECONDS = env.int("REPROCESS_CLAIM_TIMEOUT_SECONDS", default=900)
+# TOQ's own API, for the "process" action (ask TOQ to process the listing again through
+# POST /api/v2/listings/media/uploads/process, as its users do). Empty base URL or token: the action
+# is not available. The base is TOQ's origin (e.g. https://api.toq.example), without /api/v2. The
+# token is a TOQ access token (JWT) of a user TOQ allows to call that route; it is a secret: sent
+# only in the Authorization header, never logged, stored in the audit nor shown.
+TOQ_API_BASE_URL = env.str("TOQ_API_BASE_URL", default="")
+TOQ_API_TOKEN = env.str("TOQ_API_TOKEN", default="")
+# Seconds to wait for TOQ's answer (connect and read). The request is never retried by toqdash.
+TOQ_API_TIMEOUT_SECONDS = env.float("TOQ_API_TIMEOUT_SECONDS", default=10.0)
 CELERY_BEAT_SCHEDULE["every-10s-reprocess-bulk-tick"] = {
     # Runs every running batch's due items. Short: it is what keeps a batch going (and what resumes
     # it after a worker restart); a tick with no running batch is one indexed query.

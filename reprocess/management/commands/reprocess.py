@@ -22,7 +22,10 @@ from reprocess.services import reprocess_job
 
 
 class Command(BaseCommand):
-    help = "Reprocess one TOQ job through AWS (resubmit to TOQ's queue, re-run or redrive its execution)."
+    help = (
+        "Reprocess one TOQ job: through AWS (resubmit to TOQ's queue, re-run or redrive its execution) "
+        "or through TOQ's API (process: ask TOQ to process the job's listing again)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("job_id", type=int, help="TOQ job id (its current generation)")
@@ -47,6 +50,8 @@ class Command(BaseCommand):
         self.stdout.write(step.does)
         for line in step.side_effects:
             self.stdout.write(f"  side effect: {line}")
+        for line in step.warnings:
+            self.stdout.write(self.style.WARNING(f"  warning: {line}"))
         for line in plan.warnings:
             self.stdout.write(self.style.WARNING(f"  warning: {line}"))
         if not step.eligible:
@@ -74,5 +79,6 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("refused: " + " ".join(exc.messages)) from exc
         if row.outcome == Outcome.FAILED:
-            raise CommandError(f"AWS refused attempt {row.attempt}: {row.error}")
+            who = "TOQ" if action == ActionKind.PROCESS else "AWS"
+            raise CommandError(f"{who} refused attempt {row.attempt}: {row.error}")
         self.stdout.write(self.style.SUCCESS(f"attempt {row.attempt}: {row.outcome} {row.new_execution_arn}".rstrip()))
