@@ -729,22 +729,28 @@ class SyncPass:
         """Chunked checksums: the source aggregates inside MySQL, the mirror inside its own DB."""
         src = entity.source
         size = self.chunk
-        source_aggs = {
-            int(c): (int(n), int(s or 0))
-            for c, n, s in _fetch_tuples(
-                f"SELECT {_chunk_expr(src.id_expr, size)} AS c, COUNT(*), SUM({src.hash_sql})"
-                f" FROM {src.from_sql} GROUP BY {_chunk_expr(src.id_expr, size)}",
-                [],
-            )
-        }
-        mirror_aggs = {
-            int(row["c"]): (int(row["n"]), int(row["s"] or 0))
-            for row in _mirror_live(entity.model)
-            .annotate(c=F("toq_id") / size)
-            .values("c")
-            .annotate(n=Count("id"), s=Sum("row_hash"))
-            .values("c", "n", "s")
-        }
+        source_sql = (
+            f"SELECT {_chunk_expr(src.id_expr, size)} AS c, COUNT(*), SUM({src.hash_sql})"
+            f" FROM {src.from_sql} GROUP BY {_chunk_expr(src.id_expr, size)}"
+        )
+        # The two aggregates run at once: MySQL's in a thread (the driver releases the GIL while
+        # the server works; the pass's connection runs only this query meanwhile), the mirror's here.
+        conn = toq_connection()
+        conn.inc_thread_sharing()
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="toq-read") as pool:
+                pending = pool.submit(_fetch_tuples, source_sql, [])
+                mirror_aggs = {
+                    int(row["c"]): (int(row["n"]), int(row["s"] or 0))
+                    for row in _mirror_live(entity.model)
+                    .annotate(c=F("toq_id") / size)
+                    .values("c")
+                    .annotate(n=Count("id"), s=Sum("row_hash"))
+                    .values("c", "n", "s")
+                }
+                source_aggs = {int(c): (int(n), int(s or 0)) for c, n, s in pending.result()}
+        finally:
+            conn.dec_thread_sharing()
         chunks = sorted(set(source_aggs) | set(mirror_aggs))
         differing = [c for c in chunks if source_aggs.get(c) != mirror_aggs.get(c)]
         self.stats.chunks_checked += len(chunks)
