@@ -40,7 +40,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Max, Model, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from psycopg.types.json import Jsonb  # PostgreSQL COPY path (psycopg is a runtime dependency)
+
+from toqdash.bulk import copy_rows, insert_fields
 
 from . import callback as cb
 from .models import (
@@ -406,18 +407,8 @@ class _Writer:
 
     def __init__(self, model: type[Model]) -> None:
         self.model = model
-        self.fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-        self.json_attnames = {f.attname for f in self.fields if f.get_internal_type() == "JSONField"}
+        self.fields = insert_fields(model)
         self.table = connection.ops.quote_name(model._meta.db_table)
-        self.cols = [connection.ops.quote_name(f.column) for f in self.fields]
-
-    def _row(self, values: dict[str, Any]) -> list[Any]:
-        return [
-            Jsonb(values[f.attname])
-            if f.attname in self.json_attnames and values[f.attname] is not None
-            else values[f.attname]
-            for f in self.fields
-        ]
 
     def insert(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -425,12 +416,7 @@ class _Writer:
         if connection.vendor != "postgresql":
             self.model._default_manager.bulk_create([self.model(**r) for r in rows], batch_size=500)
             return
-        with (
-            connection.cursor() as cur,
-            cur.cursor.copy(f"COPY {self.table} ({', '.join(self.cols)}) FROM STDIN") as copy,
-        ):
-            for r in rows:
-                copy.write_row(self._row(r))
+        copy_rows(self.table, self.fields, ([r[f.attname] for f in self.fields] for r in rows))
 
     def update(self, rows: list[dict[str, Any]], attnames: list[str]) -> None:
         """Update `attnames` of existing rows, given as dicts with their primary key under "id"."""
@@ -442,19 +428,16 @@ class _Writer:
             return
         fields = [f for f in self.fields if f.attname in attnames]
         cols = [connection.ops.quote_name(f.column) for f in fields]
-        pk = connection.ops.quote_name(self.model._meta.pk.column)  # type: ignore[union-attr]
+        pk_column = self.model._meta.pk.column  # type: ignore[union-attr]
+        pk = connection.ops.quote_name(pk_column)
         with connection.cursor() as cur:
             cur.execute(
                 f"CREATE TEMPORARY TABLE toqdash_sync_upd ON COMMIT DROP AS"
                 f" SELECT {pk}, {', '.join(cols)} FROM {self.table} WITH NO DATA"
             )
-            with cur.cursor.copy(f"COPY toqdash_sync_upd ({pk}, {', '.join(cols)}) FROM STDIN") as copy:
-                for r in rows:
-                    values = [r["id"]]
-                    for f in fields:
-                        v = r[f.attname]
-                        values.append(Jsonb(v) if f.attname in self.json_attnames and v is not None else v)
-                    copy.write_row(values)
+            copy_rows(
+                "toqdash_sync_upd", fields, ([r["id"], *(r[f.attname] for f in fields)] for r in rows), extra=pk_column
+            )
             assignments = ", ".join(f"{c} = s.{c}" for c in cols)
             cur.execute(f"UPDATE {self.table} t SET {assignments} FROM toqdash_sync_upd s WHERE t.{pk} = s.{pk}")
             cur.execute("DROP TABLE toqdash_sync_upd")
