@@ -183,6 +183,15 @@ def moto_server() -> Iterator[str]:
     server.stop()
 
 
+def reset_moto(url: str) -> None:
+    """Empty the session's moto server (every service), waiting for it before the test goes on."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("POST", "/moto-api/reset")
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
 @pytest.fixture(scope="session")
 def fake_aws_server(moto_server: str) -> Iterator[FakeAws]:
     fake = FakeAws(moto_server)
@@ -199,11 +208,7 @@ def aws(
     moto_server: str, fake_aws_server: FakeAws, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> Iterator[FakeAws]:
     """Fresh moto state + fake endpoint, selected through the standard endpoint variables."""
-    host, port = moto_server.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    conn.request("POST", "/moto-api/reset")
-    assert conn.getresponse().status == 200  # wait for the reset before the test talks to moto
-    conn.close()
+    reset_moto(moto_server)
     fake_aws_server.reset()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SFN", fake_aws_server.url)  # type: ignore[attr-defined]

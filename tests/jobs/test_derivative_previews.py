@@ -17,7 +17,7 @@ from django.utils import timezone
 from awslogs import client as aws
 from awslogs.models import DerivativeCheck
 from jobs.roles import SUPPORT
-from tests.awslogs.conftest import moto_server  # noqa: F401 (the session's moto server fixture)
+from tests.awslogs.conftest import moto_server, reset_moto  # noqa: F401 (the session's moto server fixture)
 from tests.jobs.factories import make_job, make_user
 from toqdash.middleware import content_security_policy
 
@@ -32,15 +32,10 @@ MP4 = "16/processed/video/vertical/original/vertical-01-clip.mp4"
 VIDEO_THUMB = "16/processed/video/vertical/thumbnail/vertical-01-clip.mp4"
 
 
-def _reset_moto(url: str) -> None:
-    with urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30) as r:
-        assert r.status == 200
-
-
 @pytest.fixture
 def s3(moto_server, monkeypatch):  # noqa: F811
     # The moto server is the session's: start from an empty state whatever earlier tests left.
-    _reset_moto(moto_server)
+    reset_moto(moto_server)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -57,7 +52,7 @@ def s3(moto_server, monkeypatch):  # noqa: F811
     for key, body in ((THUMB, b"thumb-jpeg"), (LARGE, b"large-jpeg"), (MP4, b"mp4-bytes"), (VIDEO_THUMB, b"vt")):
         setup.put_object(Bucket=BUCKET, Key=key, Body=body)
     yield moto_server
-    _reset_moto(moto_server)
+    reset_moto(moto_server)
 
 
 def _check(job, key: str, kind: str, outcome: str, size: int | None) -> None:
