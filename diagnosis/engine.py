@@ -20,7 +20,7 @@ from diagnosis.rules import CONSEQUENCE, CONTRIBUTING, ORIGIN, RULES, Candidate,
 logger = logging.getLogger(__name__)
 
 # Bump when rules or wording change: stored diagnoses of an older engine are recomputed.
-ENGINE_VERSION = "2026.11.29.2"
+ENGINE_VERSION = "2026.11.29.3"
 ROLE_ORDER = {ORIGIN: 0, CONTRIBUTING: 1, CONSEQUENCE: 2}
 DEFAULT_STUCK_AFTER_MINUTES = 60
 

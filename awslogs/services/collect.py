@@ -2,7 +2,8 @@
 
 Split by concern (house style): `context` (what a pass shares, prefetch, buffered writes),
 `collect_logs` (log groups and cursors), `snapshots` (Lambda configurations, queues), `rawkeys`
-(job ↔ raw key); re-exported here for callers of the collection API.
+(job ↔ raw key), `callbacks` (a rejected callback's server lines, by time); re-exported here for
+callers of the collection API.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from awslogs import client, parsers
 from awslogs.models import Execution, FoundVia, MediaConvertJob, MissingReason, S3Object
-from awslogs.services import rawkeys, store
+from awslogs.services import callbacks, rawkeys, store
 from awslogs.services.collect_logs import collect_logs, lambda_function_names, log_groups, validate_log_group
 from awslogs.services.context import JobResult, Missing, PassContext, record_missing
 from awslogs.services.runs import collection_run_recorded
@@ -314,6 +315,8 @@ def job_evidence_collect(*, job_id: int, ctx: PassContext | None = None) -> JobR
     groups = [g for g in log_groups() if not (_is_finalization(job) and "/aws/stepfunctions/" in g)]
     collect_logs(ctx, result, job, groups, log_start, log_end)
     result.changed |= bool(_attribute_raw_keys(ctx, job, executions))
+    if ctx.rejected_callback_read:
+        result.changed |= bool(callbacks.log_events_attribute_rejected_callbacks(since=log_start, until=log_end))
     for execution in executions:
         result.changed |= bool(store.execution_link_invocations(execution=execution))
     _collect_s3(ctx, result, job, executions)

@@ -23,7 +23,7 @@ from awslogs.models import (
     LogEvent,
     MissingReason,
 )
-from awslogs.services import store
+from awslogs.services import callbacks, store
 from jobs.models import Job, MediaAsset
 
 STARTED_EXECUTION_MSG = "Started Step Function execution"
@@ -87,6 +87,9 @@ class PassContext:
     named: dict[str, Counter[int | None]] = field(default_factory=dict)
     # TOQ ids of the pass's jobs: their listed executions are stored when the job collects them
     pass_toq_ids: set[int] = field(default_factory=set)
+    # a rejected callback's line (TOQ's signature_mismatch, the Lambda's 403) was read in this pass:
+    # only then do jobs link such lines by time (awslogs.services.callbacks)
+    rejected_callback_read: bool = False
 
     # --- rows prefetched per batch of jobs (see preload) ---------------------------------------
     preloaded: set[int] = field(default_factory=set)
@@ -192,9 +195,12 @@ class PassContext:
         return self.executions[arn]
 
     def started_execution_lines(self, records: list[parsers.LogEventRecord]) -> None:
-        """Remember the validate lines just read (the only job → execution link before a callback)."""
+        """Remember the validate lines just read (the only job → execution link before a callback),
+        and whether a rejected callback's line was among them."""
         for record in records:
             line = record.line
+            if not self.rejected_callback_read and callbacks.is_rejected_callback_line(line):
+                self.rejected_callback_read = True
             # Only for ids already loaded from the database; the others are read from it when asked
             # (the lines are stored by then).
             if line.msg == STARTED_EXECUTION_MSG and line.execution_arn and line.job_toq_id in self.validate_arns:

@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from awslogs import parsers
 from awslogs.models import Execution, FoundVia, JobRawKey, LogEvent
-from awslogs.services import rawkeys, store
+from awslogs.services import callbacks, rawkeys, store
 
 
 class ImportFormatError(ValueError):
@@ -85,6 +85,7 @@ def aws_export_import(
     for execution in Execution.objects.filter(history_event_count__gt=0):
         store.execution_link_invocations(execution=execution)
     _attribute_raw_keys({r.target for r in results if r.kind in _KIND_ORDER})
+    callbacks.log_events_attribute_rejected_callbacks()
     return results
 
 

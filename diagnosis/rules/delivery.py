@@ -31,8 +31,9 @@ from diagnosis.rules.base import (
 
 # --- callback delivery and server handling (FM-20..FM-28) ----------------------------------------
 
+_SIGNATURE_MISMATCH = "adapter.stepfunctions.callback.signature_mismatch"
 _SERVER_MSGS: dict[str, tuple[str, str, str]] = {
-    "adapter.stepfunctions.callback.signature_mismatch": ("FM-21", "signature-mismatch", ORIGIN),
+    _SIGNATURE_MISMATCH: ("FM-21", "signature-mismatch", ORIGIN),
     "adapter.stepfunctions.callback.secret_missing": ("FM-21", "server-secret-missing", CONTRIBUTING),
     "service.media.callback.job_not_found": ("FM-23", "job-not-found", ORIGIN),
     "service.media.callback.get_job_error": ("FM-24", "db-error", ORIGIN),
@@ -53,18 +54,6 @@ def rule_callback_delivery(ev: Evidence) -> list[Candidate]:
     for line in ev.logs:
         if line.msg in _SERVER_MSGS:
             grouped.setdefault(_SERVER_MSGS[line.msg], []).append(line)
-    for (fm, cause, role), lines in grouped.items():
-        out.append(
-            Candidate(
-                fm,
-                cause,
-                role,
-                0.85,
-                [log_item(x) for x in lines],
-                params={"error": excerpt(lines[0].msg)},
-                message=lines[0].msg,
-            )
-        )
     statuses = {403: ("FM-21", "signature-rejected"), 404: ("FM-23", "job-not-found")}
     problems: list[tuple[str, LogFact | None, str]] = []
     for line in logs_with(ev, "CALLBACK_URL not set"):
@@ -100,6 +89,10 @@ def rule_callback_delivery(ev: Evidence) -> list[Candidate]:
                 fm, cause = "FM-24", "db-error"
         items = [log_item(x) for _, x, _ in problems if x is not None]
         items += [history_item(e, f, f"{f.error} {f.cause}") for e, f in delivery_failed]
+        if fm == "FM-21":
+            # TOQ's own side of the 403 (its line names no job: linked by time at collection,
+            # awslogs.services.callbacks): the same rejection, cited here rather than twice.
+            items += [log_item(x) for x in grouped.pop(_SERVER_MSGS[_SIGNATURE_MISMATCH], [])]
         # A retry that got through later (TOQ applied a callback) leaves the failed try as a
         # contributing detail, not the origin of anything.
         delivered = bool(ev.job.callback_body) and ev.job.status in ("SUCCEEDED", "PARTIAL_SUCCESS", "FAILED")
@@ -115,7 +108,20 @@ def rule_callback_delivery(ev: Evidence) -> list[Candidate]:
                 message=message,
             )
         )
-    return out
+    # Server lines first: the engine keeps the first candidate of a (mode, cause) (FM-24 above).
+    server = [
+        Candidate(
+            fm,
+            cause,
+            role,
+            0.85,
+            [log_item(x) for x in lines],
+            params={"error": excerpt(lines[0].msg)},
+            message=lines[0].msg,
+        )
+        for (fm, cause, role), lines in grouped.items()
+    ]
+    return server + out
 
 
 def rule_bulk_fail(ev: Evidence) -> list[Candidate]:

@@ -87,6 +87,25 @@ def test_fm21_signature_mismatch_and_fm08_duplicates():
     ]
 
 
+def test_fm21_403_cites_the_server_line_linked_by_time():
+    """The callback's 403 and TOQ's signature_mismatch line (linked by time) are one finding."""
+    server = LogFact("sha256:s", "toq-server", "WARN", "adapter.stepfunctions.callback.signature_mismatch", "{...}")
+    response = LogFact(
+        "e403",
+        "/aws/lambda/listing-media-callback-dispatch-staging",
+        "INFO",
+        "Callback response received",
+        "{...}",
+        fields={"status_code": 403},
+    )
+    job = JobFacts(
+        toq_id=70, status="PENDING", kind="processing", listing_identity_id=7, created_at=NOW - dt.timedelta(minutes=5)
+    )
+    findings = diagnose(_ev(job=job, logs=[response, server]))
+    assert [r for r in _roles(findings) if r[0] == "FM-21"] == [("FM-21", "signature-rejected", "origin")]
+    assert {e["id"] for e in findings[0].evidence if e["kind"] == "log_event"} == {"e403", "sha256:s"}
+
+
 def test_stuck_threshold_is_configurable():
     job = JobFacts(
         toq_id=70, status="PENDING", kind="processing", listing_identity_id=7, created_at=NOW - dt.timedelta(minutes=45)

@@ -491,7 +491,13 @@ def fm20_proxy_answers_502(s: Scenario) -> None:
 
 @case
 def fm21_signature_rejected(s: Scenario) -> None:
-    callback_answered(s, "403", ("FM-21", "signature-rejected", "origin"))
+    # TOQ's signature_mismatch line names no job: linked to the 403 of each try by time
+    out = callback_answered(
+        s, "403", ("FM-21", "signature-rejected", "origin"), "adapter.stepfunctions.callback.signature_mismatch"
+    )
+    assert len(of_kind(out, "FM-21", "log_event") & logs(s, SERVER, "signature_mismatch")) == 4
+    linked = LogEvent.objects.filter(msg__endswith="signature_mismatch").values_list("job_toq_id", "attributed_via")
+    assert set(linked) == {(41, "callback_time")}
 
 
 @case
