@@ -6,9 +6,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from django.utils import timezone
-
-from jobs.models import Job, JobKind
+from jobs.models import Job
+from tests.jobs import factories as jobs_factories
 
 ACCOUNT = "123456789012"
 PROCESSING_SM_ARN = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:listing-media-processing-sm-staging"
@@ -19,21 +18,9 @@ def execution_arn(name: str, machine: str = "listing-media-processing-sm-staging
 
 
 def make_job(toq_id: int, **kwargs: Any) -> Job:
-    now = timezone.now()
-    values: dict[str, Any] = {
-        "toq_id": toq_id,
-        "row_hash": toq_id,
-        "first_seen_at": now,
-        "last_changed_at": now,
-        "listing_identity_id": 16,
-        "status": "PENDING",
-        "provider": "STEP_FUNCTIONS",
-        "kind": JobKind.PROCESSING,
-        # TOQ databases older than 2026-01-16 have no created_at (the job-37 rows among them).
-        "created_at": None,
-    }
-    values.update(kwargs)
-    return Job.objects.create(**values)
+    """tests.jobs.factories.make_job, without created_at by default: TOQ databases older than
+    2026-01-16 have none (the job-37 rows among them)."""
+    return jobs_factories.make_job(toq_id, **{"created_at": None, **kwargs})
 
 
 def iso(t: dt.datetime) -> str:

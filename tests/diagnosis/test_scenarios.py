@@ -165,6 +165,24 @@ def test_fm19_missing_processed_key(toq_db):
     assert roles(diagnose_json(9)) == [("FM-19", "no-derivative-reported", "origin")]
 
 
+def _reconciled_finalization(db, **over) -> None:
+    """Finalization job 9, marked FAILED by TOQ's reconciler."""
+    add_job(
+        db,
+        job_row(
+            9,
+            L,
+            status="FAILED",
+            provider="STEP_FUNCTIONS_FINALIZATION",
+            external_id=FINAL_EXEC,
+            started_at=_now_naive(),
+            completed_at=_now_naive(),
+            last_error="reconciler marked failed after 30m0s without callback",
+            **over,
+        ),
+    )
+
+
 def test_fm32_fm25_fm30_finalization_failed_then_reconciled(toq_db):
     """The zip Lambda could not download a raw key; TOQ ignored FINALIZATION_FAILED; the reconciler
     failed the job 30 minutes later."""
@@ -181,20 +199,7 @@ def test_fm32_fm25_fm30_finalization_failed_then_reconciled(toq_db):
             "error": {"Error": "wrapError", "Cause": cause},
         }
     )
-    add_job(
-        toq_db,
-        job_row(
-            9,
-            L,
-            status="FAILED",
-            provider="STEP_FUNCTIONS_FINALIZATION",
-            external_id=FINAL_EXEC,
-            started_at=_now_naive(),
-            completed_at=_now_naive(),
-            callback_body=body,
-            last_error="reconciler marked failed after 30m0s without callback",
-        ),
-    )
+    _reconciled_finalization(toq_db, callback_body=body)
     sync()
     data = diagnose_json(9)
     assert roles(data) == [
@@ -209,19 +214,7 @@ def test_fm32_fm25_fm30_finalization_failed_then_reconciled(toq_db):
 
 def test_fm30_reconciled_without_any_callback(toq_db):
     _listing(toq_db, status="PROCESSED")
-    add_job(
-        toq_db,
-        job_row(
-            9,
-            L,
-            status="FAILED",
-            provider="STEP_FUNCTIONS_FINALIZATION",
-            external_id=FINAL_EXEC,
-            started_at=_now_naive(),
-            completed_at=_now_naive(),
-            last_error="reconciler marked failed after 30m0s without callback",
-        ),
-    )
+    _reconciled_finalization(toq_db)
     sync()
     data = diagnose_json(9)
     assert roles(data) == [("FM-30", "reconciled-without-callback", "origin")]

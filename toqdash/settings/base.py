@@ -7,6 +7,7 @@ variables; `toqdash.settings.test` only makes the test run faster.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import environ
 import plotly
@@ -214,34 +215,24 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long ingestion tasks: do not hoard mess
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=900)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+
+def _every(task: str, seconds: float) -> dict[str, Any]:
+    """A beat entry: an interval (not crontab: the issues ask for cadences in seconds) that expires
+    after 1.5 intervals, so a backlog never runs stale passes."""
+    return {"task": task, "schedule": float(seconds), "options": {"expires": seconds * 1.5}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    # Interval (not crontab) because the issue asks for a cadence in seconds (default 60 s);
-    # expires ≈ 1.5× the interval so a backlog never runs stale passes.
-    "every-1m-jobs-sync-toq": {
-        "task": "jobs.toq_sync",
-        "schedule": float(TOQ_SYNC_INTERVAL_SECONDS),
-        "options": {"expires": TOQ_SYNC_INTERVAL_SECONDS * 1.5},
-    },
+    "every-1m-jobs-sync-toq": _every("jobs.toq_sync", TOQ_SYNC_INTERVAL_SECONDS),
 }
 
-CELERY_BEAT_SCHEDULE["every-2m-diagnosis-dispatch"] = {
-    # Diagnoses jobs whose evidence or the engine changed; cheap when nothing did.
-    "task": "diagnosis.diagnose_dispatch",
-    "schedule": 120.0,
-    "options": {"expires": 180},
-}
-CELERY_BEAT_SCHEDULE["every-15m-diagnosis-groups-refresh"] = {
-    "task": "diagnosis.failure_groups_refresh",
-    "schedule": 900.0,
-    "options": {"expires": 1350},
-}
-CELERY_BEAT_SCHEDULE["every-5m-diagnosis-alerts-evaluate"] = {
-    # Alerts (diagnosis.alerts): new groups, regressions, spikes, stuck jobs. Five minutes keeps a
-    # spike's hourly window fresh; each alert is deduplicated, so a run repeating the last is harmless.
-    "task": "diagnosis.alerts_evaluate",
-    "schedule": 300.0,
-    "options": {"expires": 450},
-}
+# Diagnoses jobs whose evidence or the engine changed; cheap when nothing did.
+CELERY_BEAT_SCHEDULE["every-2m-diagnosis-dispatch"] = _every("diagnosis.diagnose_dispatch", 120.0)
+CELERY_BEAT_SCHEDULE["every-15m-diagnosis-groups-refresh"] = _every("diagnosis.failure_groups_refresh", 900.0)
+# Alerts (diagnosis.alerts): new groups, regressions, spikes, stuck jobs. Five minutes keeps a
+# spike's hourly window fresh; each alert is deduplicated, so a run repeating the last is harmless.
+CELERY_BEAT_SCHEDULE["every-5m-diagnosis-alerts-evaluate"] = _every("diagnosis.alerts_evaluate", 300.0)
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -279,12 +270,10 @@ AWSLOGS_DISPATCH_INTERVAL_SECONDS = env.int("AWSLOGS_DISPATCH_INTERVAL_SECONDS",
 # run or a whole `collect_aws`) is older than this; 0 turns the warning off. Three dispatch intervals,
 # like the sync's staleness.
 AWSLOGS_STALE_AFTER_SECONDS = env.int("AWSLOGS_STALE_AFTER_SECONDS", default=3 * AWSLOGS_DISPATCH_INTERVAL_SECONDS)
-CELERY_BEAT_SCHEDULE["every-5m-awslogs-dispatch"] = {
-    # Evidence is not urgent (a person reads it after the fact); every 5 min keeps API calls low.
-    "task": "awslogs.evidence_dispatch",
-    "schedule": float(AWSLOGS_DISPATCH_INTERVAL_SECONDS),
-    "options": {"expires": AWSLOGS_DISPATCH_INTERVAL_SECONDS * 1.5},
-}
+# Evidence is not urgent (a person reads it after the fact); every 5 min keeps API calls low.
+CELERY_BEAT_SCHEDULE["every-5m-awslogs-dispatch"] = _every(
+    "awslogs.evidence_dispatch", AWSLOGS_DISPATCH_INTERVAL_SECONDS
+)
 # --- end AWS evidence (awslogs) -------------------------------------------------------------------
 
 # --- Job page -----------------------------------------------------------------------------------
@@ -319,24 +308,12 @@ TOQ_API_BASE_URL = env.str("TOQ_API_BASE_URL", default="")
 TOQ_API_TOKEN = env.str("TOQ_API_TOKEN", default="")
 # Seconds to wait for TOQ's answer (connect and read). The request is never retried by toqdash.
 TOQ_API_TIMEOUT_SECONDS = env.float("TOQ_API_TIMEOUT_SECONDS", default=10.0)
-CELERY_BEAT_SCHEDULE["every-10s-reprocess-bulk-tick"] = {
-    # Runs every running batch's due items. Short: it is what keeps a batch going (and what resumes
-    # it after a worker restart); a tick with no running batch is one indexed query.
-    "task": "reprocess.bulk_tick",
-    "schedule": float(REPROCESS_BULK_TICK_SECONDS),
-    "options": {"expires": REPROCESS_BULK_TICK_SECONDS * 1.5},
-}
-CELERY_BEAT_SCHEDULE["every-5m-reprocess-link-executions"] = {
-    # Links resubmits to the executions TOQ's validate Lambda started for them; those executions
-    # are collected by awslogs every 5 min, so linking more often would find nothing new.
-    "task": "reprocess.link_executions",
-    "schedule": 300.0,
-    "options": {"expires": 450},
-}
-CELERY_BEAT_SCHEDULE["every-5m-reprocess-reconcile-pending"] = {
-    # Actions left pending by a dead process (only after REPROCESS_CLAIM_TIMEOUT_SECONDS); rare.
-    "task": "reprocess.reconcile_pending",
-    "schedule": 300.0,
-    "options": {"expires": 450},
-}
+# Runs every running batch's due items. Short: it is what keeps a batch going (and what resumes
+# it after a worker restart); a tick with no running batch is one indexed query.
+CELERY_BEAT_SCHEDULE["every-10s-reprocess-bulk-tick"] = _every("reprocess.bulk_tick", REPROCESS_BULK_TICK_SECONDS)
+# Links resubmits to the executions TOQ's validate Lambda started for them; those executions
+# are collected by awslogs every 5 min, so linking more often would find nothing new.
+CELERY_BEAT_SCHEDULE["every-5m-reprocess-link-executions"] = _every("reprocess.link_executions", 300.0)
+# Actions left pending by a dead process (only after REPROCESS_CLAIM_TIMEOUT_SECONDS); rare.
+CELERY_BEAT_SCHEDULE["every-5m-reprocess-reconcile-pending"] = _every("reprocess.reconcile_pending", 300.0)
 # --- end Reprocessing (reprocess) -----------------------------------------------------------------
